@@ -1,0 +1,51 @@
+"""regflow: account registration and administration flows as declarative state machines."""
+
+from regflow.clock import ManualClock, SystemClock
+from regflow.definition import FlowDefinition
+from regflow.engine import Engine
+from regflow.exceptions import (
+    ConcurrentUpdate,
+    ConstraintViolation,
+    DefinitionError,
+    EventNotAllowed,
+    FlowGone,
+    FlowNotFound,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidContext,
+    RegflowError,
+    StoreError,
+    TransientError,
+)
+from regflow.library import FlowLibrary
+from regflow.registry import Registry
+from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
+from regflow.validation import Invalid
+
+__all__ = [
+    "Action",
+    "ConcurrentUpdate",
+    "ConstraintViolation",
+    "DefinitionError",
+    "Engine",
+    "EventNotAllowed",
+    "Field",
+    "FlowDefinition",
+    "FlowGone",
+    "FlowLibrary",
+    "FlowNotFound",
+    "Forbidden",
+    "IdempotencyConflict",
+    "Invalid",
+    "InvalidContext",
+    "ManualClock",
+    "Message",
+    "Registry",
+    "RegflowError",
+    "Screen",
+    "Snapshot",
+    "StoreError",
+    "SystemClock",
+    "Timer",
+    "TransientError",
+]

@@ -1,0 +1,73 @@
+"""The one place that wires adapters to the engine from URLs (SPEC 4.1b)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from regflow.engine import Engine
+from regflow.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
+
+MEMORY_URL = "memory://"
+
+
+def open_store(url: str) -> Store:
+    """A store from a URL: ``memory://``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH``."""
+    if url in (MEMORY_URL, "memory", "memory:"):
+        from regflow.adapters.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith("sqlite:"):
+        from regflow.adapters.peewee_store import PeeweeStore
+
+        return PeeweeStore.from_url(url)
+    raise ValueError(f"unsupported store URL {url!r}: use memory:// or sqlite:///PATH")
+
+
+def open_mailer(spec: str, clock: Clock | None = None) -> Mailer:
+    """A mailer from a spec: ``memory`` or ``outbox:DIR``."""
+    if spec == "memory":
+        from regflow.adapters.mailers import MemoryMailer
+
+        return MemoryMailer()
+    if spec.startswith("outbox:") and spec[len("outbox:"):]:
+        from regflow.adapters.mailers import OutboxDirMailer
+
+        return OutboxDirMailer(Path(spec[len("outbox:"):]), clock=clock)
+    raise ValueError(f"unsupported mail spec {spec!r}: use memory or outbox:DIR")
+
+
+def make_hasher(kind: str | PasswordHasher) -> PasswordHasher:
+    """``"argon2"`` (argon2id, OWASP parameters) or ``"fast"`` (tests only), or a hasher."""
+    if not isinstance(kind, str):
+        return kind
+    from regflow.adapters.argon2_hasher import Argon2Hasher
+
+    if kind == "argon2":
+        return Argon2Hasher()
+    if kind == "fast":
+        return Argon2Hasher.fast()
+    raise ValueError(f"unknown hasher {kind!r}: use 'argon2' or 'fast'")
+
+
+def build_engine(
+    db: str = MEMORY_URL,
+    mail: str = "memory",
+    *,
+    hasher: str | PasswordHasher = "argon2",
+    clock: Clock | None = None,
+    provisioner: Provisioner | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    template_dirs: Sequence[str | Path] = (),
+    product: str = "regflow",
+    **engine_options: Any,
+) -> Engine:
+    """An engine on the store at ``db`` with the mailer of ``mail``."""
+    from regflow.mail import MailComposer
+
+    return Engine(
+        open_store(db), open_mailer(mail, clock), hasher=make_hasher(hasher), clock=clock,
+        provisioner=provisioner, settings=settings,
+        composer=MailComposer(template_dirs=template_dirs), product=product, **engine_options,
+    )

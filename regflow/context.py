@@ -1,0 +1,103 @@
+"""What guards and actions see while one event (or timer) is applied to one flow."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import make_msgid
+from typing import Any, Protocol
+
+import attrs
+
+from regflow.definition import FlowDefinition, Setting
+from regflow.ports import ContractDirectory, PasswordHasher, Provisioner, Transaction
+from regflow.records import FlowRecord, OutboxMail
+
+
+class Composer(Protocol):
+    """Renders a mail template into an EmailMessage (see ``regflow.mail.MailComposer``)."""
+
+    def compose(self, template: str, lang: str, to: str, params: Mapping[str, Any], *,
+                message_id: str | None = None) -> Any: ...
+
+
+@attrs.define
+class Services:
+    """What the engine lends to guards and actions besides the transaction."""
+
+    hasher: PasswordHasher
+    contracts: ContractDirectory
+    provisioner: Provisioner
+    composer: Composer
+    product: str = "regflow"
+    timezone: str = "Asia/Tokyo"
+
+
+@attrs.define
+class FlowContext:
+    """One step of one flow: its record, the submitted input, the time, and the transaction.
+
+    Guards read; actions change ``data`` (kept with the flow), write through ``tx``, ``say``
+    messages for the screen and ``mail`` through the outbox — all in the step's transaction.
+    """
+
+    flow: FlowRecord
+    definition: FlowDefinition
+    tx: Transaction
+    services: Services
+    now: datetime
+    event: str
+    input: dict[str, Any] = attrs.field(factory=dict)  # the event's data, checked and normalised
+    raw: dict[str, Any] = attrs.field(factory=dict)  # the event's data as sent
+    actor: str = "user"
+    params: dict[str, Any] = attrs.field(factory=dict)  # message params found by guards
+    messages: list[dict[str, Any]] = attrs.field(factory=list)
+    mails: list[str] = attrs.field(factory=list)  # outbox ids written in this step
+    guard_results: dict[str, bool] = attrs.field(factory=dict)
+    session: str | None = None
+    retry: str = "default"  # the retry policy of the branch being run
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The flow's own data, kept between steps (JSON values only)."""
+        return self.flow.data
+
+    @property
+    def lang(self) -> str:
+        """The language the flow was started in."""
+        return str(self.flow.data.get("_lang", "ja"))
+
+    def setting(self, name: str) -> Setting:
+        """A setting of the definition (after the engine's overrides)."""
+        return self.definition.settings[name]
+
+    def seconds(self, name: str) -> int:
+        """A duration setting in seconds."""
+        return self.definition.seconds(f"@{name}")
+
+    def say(self, message_id: str, *, level: str = "error", field: str | None = None,
+            **params: Any) -> None:
+        """Show a message on the next screen."""
+        self.messages.append({"id": message_id, "level": level, "field": field, "params": params})
+
+    def mail(self, template: str, to: str, **params: Any) -> str:
+        """Queue a mail in the outbox, in this step's transaction; returns its outbox id."""
+        mail_id = uuid.uuid4().hex
+        message = self.services.composer.compose(
+            template, self.lang, to,
+            {"product": self.services.product, "date": self.now, **params},
+            message_id=make_msgid(idstring=mail_id, domain="regflow.invalid"),
+        )
+        self.tx.outbox.enqueue(OutboxMail(
+            id=mail_id, flow_id=self.flow.id, to=to, message=bytes(message),
+            created_at=self.now,
+        ))
+        self.mails.append(mail_id)
+        return mail_id
+
+
+def new_id() -> str:
+    """A 128-bit random id from ``secrets``, URL-safe."""
+    return secrets.token_urlsafe(16)

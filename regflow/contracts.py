@@ -1,0 +1,117 @@
+"""Contracts (customers and their seats) kept in the store, and the CSV import of SPEC 4.3."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from regflow.exceptions import RegflowError
+from regflow.ports import Store
+from regflow.records import Customer
+from regflow.validation import Invalid, normalize_customer_id, normalize_tel
+
+CSV_HEADER = ("customer_id", "phone", "licenses", "accounts")
+
+
+class ContractError(RegflowError):
+    """A contract could not be added: ``problems`` lists ``where: what`` lines."""
+
+    message_id = "contract_invalid"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def check_contract(customer_id: str, phone: str, licenses: int,
+                   accounts: Sequence[str]) -> tuple[Customer, list[str]]:
+    """A normalised Customer and the problems found (empty when it is good)."""
+    problems: list[str] = []
+    try:
+        customer_id = normalize_customer_id(customer_id)
+    except Invalid:
+        problems.append(f"customer_id: {customer_id!r} is not 6 digits starting 28")
+    try:
+        normalize_tel(phone)
+    except Invalid:
+        problems.append(f"phone: {phone!r} is not a phone number")
+    if isinstance(licenses, bool) or not isinstance(licenses, int) or licenses < 1:
+        problems.append(f"licenses: {licenses!r} is not a positive whole number")
+    seats = [a.strip() for a in accounts if a.strip()]
+    if not seats:
+        problems.append("accounts: at least one account (seat) is needed")
+    if len(set(seats)) != len(seats):
+        problems.append("accounts: an account is listed twice")
+    if any(len(a) > 64 or any(ch.isspace() for ch in a) for a in seats):
+        problems.append("accounts: an account id has spaces or is longer than 64 characters")
+    return Customer(customer_id=customer_id, phone=phone.strip(), licenses=licenses,
+                    accounts=seats), problems
+
+
+class StoreContracts:
+    """The ContractDirectory kept in the engine's own store (imported from CSV or added)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def find(self, customer_id: str) -> Customer | None:
+        """The customer with that number, or None."""
+        with self.store.transaction() as tx:
+            return tx.contracts.customer(customer_id)
+
+    def of_account(self, account: str) -> Customer | None:
+        """The customer owning that seat, or None."""
+        with self.store.transaction() as tx:
+            return tx.contracts.customer_of_account(account)
+
+    def add(self, customer_id: str, phone: str, licenses: int,
+            accounts: Sequence[str]) -> Customer:
+        """Create or replace a contract; raise ContractError when it is not valid."""
+        return self.add_many([(customer_id, phone, licenses, accounts)])[0]
+
+    def add_many(self, rows: Iterable[tuple[str, str, int, Sequence[str]]]) -> list[Customer]:
+        """Add several contracts in one transaction: all or nothing."""
+        customers: list[Customer] = []
+        problems: list[str] = []
+        for i, row in enumerate(rows):
+            customer, found = check_contract(*row)
+            problems += [f"[{i}] {p}" for p in found]
+            customers.append(customer)
+        seats = [a for c in customers for a in c.accounts]
+        if len(set(seats)) != len(seats):
+            problems.append("accounts: the same account belongs to two contracts")
+        if problems:
+            raise ContractError(problems)
+        with self.store.transaction() as tx:
+            for customer in customers:
+                for account in customer.accounts:
+                    owner = tx.contracts.customer_of_account(account)
+                    if owner is not None and owner.customer_id != customer.customer_id:
+                        raise ContractError(
+                            [f"accounts: {account!r} already belongs to {owner.customer_id}"])
+                tx.contracts.put_customer(customer)
+        return customers
+
+
+def read_contracts_csv(path: str | Path) -> list[tuple[str, str, int, list[str]]]:
+    """Rows of a ``customer_id,phone,licenses,accounts`` CSV (accounts separated by spaces)."""
+    rows: list[tuple[str, str, int, list[str]]] = []
+    problems: list[str] = []
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != CSV_HEADER:
+            raise ContractError([f"{path}: header must be {','.join(CSV_HEADER)}"])
+        for line, row in enumerate(reader, start=2):
+            if None in row or any(v is None for v in row.values()):
+                problems.append(f"{path}:{line}: expected 4 columns")
+                continue
+            try:
+                licenses = int(row["licenses"].strip())
+            except ValueError:
+                problems.append(f"{path}:{line}: licenses: {row['licenses']!r} is not a number")
+                continue
+            rows.append((row["customer_id"], row["phone"], licenses, row["accounts"].split()))
+    if problems:
+        raise ContractError(problems)
+    return rows

@@ -1,0 +1,117 @@
+"""The errors regflow raises, one tree, each with a stable ``message_id``.
+
+    RegflowError
+    ├── DefinitionError          a flow definition is broken (carries the path of each fault)
+    ├── FlowNotFound             unknown flow id or flow name            (HTTP 404)
+    ├── FlowGone                 the flow has ended and takes no events  (HTTP 410)
+    ├── EventNotAllowed          the state does not take that event      (HTTP 409, ``allowed``)
+    ├── IdempotencyConflict      same Idempotency-Key, other payload     (HTTP 422)
+    ├── Forbidden                no admin session of the same customer   (HTTP 403)
+    ├── InvalidContext           start() got a context the flow cannot use (HTTP 422)
+    ├── ConcurrentUpdate         the flow changed under us; retried, then raised
+    ├── TransientError           an adapter failed in a way worth retrying
+    └── StoreError               a storage driver failed (wraps the driver's error)
+        └── ConstraintViolation  a uniqueness rule held the line (I1–I4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RegflowError(Exception):
+    """Base of every error regflow raises; ``message_id`` is stable for UIs and tests."""
+
+    message_id = "error"
+
+
+class DefinitionError(RegflowError):
+    """A definition failed to load; ``faults`` lists ``"path: problem"`` lines."""
+
+    message_id = "definition_invalid"
+
+    def __init__(self, faults: Sequence[str]) -> None:
+        self.faults = list(faults)
+        super().__init__("\n".join(self.faults))
+
+
+class FlowNotFound(RegflowError):
+    """No flow with that id, or no definition with that name."""
+
+    message_id = "flow_not_found"
+
+
+class FlowGone(RegflowError):
+    """The flow has ended (expired, cancelled, failed, completed) and takes no events."""
+
+    message_id = "flow_gone"
+
+    def __init__(self, flow_id: str, status: str) -> None:
+        self.flow_id = flow_id
+        self.status = status
+        super().__init__(f"flow {flow_id} is {status}")
+
+
+class EventNotAllowed(RegflowError):
+    """The flow's current state does not take the event; ``allowed`` lists what it takes."""
+
+    message_id = "event_not_allowed"
+
+    def __init__(self, event: str, state: str, allowed: Sequence[str]) -> None:
+        self.event = event
+        self.state = state
+        self.allowed = list(allowed)
+        super().__init__(f"event {event!r} is not allowed in state {state!r}; allowed: {self.allowed}")
+
+
+class IdempotencyConflict(RegflowError):
+    """An idempotency key was reused with a different payload."""
+
+    message_id = "idempotency_key_reused"
+
+
+class Forbidden(RegflowError):
+    """The caller has no admin session of the customer it acts on."""
+
+    message_id = "forbidden"
+
+
+class ConcurrentUpdate(RegflowError):
+    """The flow was changed by someone else between load and save, more often than retried."""
+
+    message_id = "concurrent_update"
+
+
+class TransientError(RegflowError):
+    """An adapter call failed in a way that may succeed when tried again."""
+
+    message_id = "transient_error"
+
+
+class StoreError(RegflowError):
+    """A storage driver failed; the driver's exception is the ``__cause__``."""
+
+    message_id = "store_error"
+
+
+class ConstraintViolation(StoreError):
+    """A uniqueness constraint refused a write; ``constraint`` names the rule (e.g. ``email``)."""
+
+    message_id = "constraint_violation"
+
+    def __init__(self, constraint: str) -> None:
+        self.constraint = constraint
+        super().__init__(f"constraint {constraint!r} refused the write")
+
+
+class InvalidContext(RegflowError):
+    """``start`` was given a context the flow cannot run with (missing, unknown or bad keys)."""
+
+    message_id = "context_invalid"
+
+    def __init__(self, message: str, *, key: str | None = None,
+                 message_id: str | None = None) -> None:
+        self.key = key
+        if message_id is not None:
+            self.message_id = message_id
+        super().__init__(message)

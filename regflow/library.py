@@ -1,0 +1,58 @@
+"""The definitions an engine knows, by name and version, with the registry they reference."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from regflow.definition import FlowDefinition, Setting, load
+from regflow.exceptions import DefinitionError, FlowNotFound
+from regflow.registry import Registry
+
+
+class FlowLibrary:
+    """Definitions by name and version; a newly added version becomes the one new flows start on."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry if registry is not None else Registry()
+        self._versions: dict[str, dict[int, FlowDefinition]] = {}
+
+    def add(self, source: Mapping[str, Any] | str | Path, *, root: str | None = None) -> FlowDefinition:
+        """Load, check and add a definition; a name + version already present is an error."""
+        definition = load(source, self.registry.names(), root)
+        versions = self._versions.setdefault(definition.name, {})
+        if definition.version in versions and versions[definition.version] != definition:
+            raise DefinitionError(
+                [f"{definition.name}.version: version {definition.version} is already loaded"])
+        versions[definition.version] = definition
+        return definition
+
+    def configure(self, name: str, settings: Mapping[str, Setting]) -> None:
+        """Override settings of every loaded version of a flow."""
+        versions = self._versions.get(name)
+        if versions is None:
+            raise FlowNotFound(f"no flow named {name!r}")
+        for version, definition in list(versions.items()):
+            versions[version] = definition.with_settings(settings)
+
+    def latest(self, name: str) -> FlowDefinition:
+        """The newest version of a flow."""
+        versions = self._versions.get(name)
+        if not versions:
+            raise FlowNotFound(f"no flow named {name!r}")
+        return versions[max(versions)]
+
+    def get(self, name: str, version: int) -> FlowDefinition:
+        """A given version of a flow."""
+        try:
+            return self._versions[name][version]
+        except KeyError:
+            raise FlowNotFound(f"no flow {name!r} version {version}") from None
+
+    def names(self) -> list[str]:
+        """The flows known, sorted."""
+        return sorted(self._versions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._versions

@@ -1,0 +1,70 @@
+"""Validators shared by the built-in flows; each returns the normalised value or raises Invalid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from regflow.context import FlowContext
+from regflow.registry import Registry
+from regflow.validation import (
+    Invalid,
+    check_password,
+    normalize_code,
+    normalize_customer_id,
+    normalize_display_name,
+    normalize_email,
+    normalize_tel,
+)
+
+common = Registry()
+
+
+@common.validator
+def email_address(ctx: FlowContext, value: Any) -> str:
+    """A syntactically valid e-mail address."""
+    return normalize_email(value)
+
+
+@common.validator
+def code_digits(ctx: FlowContext, value: Any) -> str:
+    """Eight digits."""
+    return normalize_code(value)
+
+
+@common.validator
+def customer_number(ctx: FlowContext, value: Any) -> str:
+    """Six digits starting 28."""
+    return normalize_customer_id(value)
+
+
+@common.validator
+def phone_number(ctx: FlowContext, value: Any) -> str:
+    """A phone number, digits only."""
+    return normalize_tel(value)
+
+
+@common.validator
+def display_name(ctx: FlowContext, value: Any) -> str:
+    """1–256 characters, no control or bidi characters."""
+    return normalize_display_name(value)
+
+
+@common.validator
+def password_policy(ctx: FlowContext, value: Any) -> str:
+    """SPEC 2.1.4: length, classes, blocklist, no e-mail local part or customer number."""
+    customer_id = ctx.raw.get("customer_id")
+    try:
+        customer_id = normalize_customer_id(customer_id) if isinstance(customer_id, str) else None
+    except Invalid:
+        customer_id = None
+    email = ctx.data.get("email")
+    check_password(value, email=email if isinstance(email, str) else None, customer_id=customer_id)
+    return str(value)
+
+
+@common.validator
+def same_as_password(ctx: FlowContext, value: Any) -> str:
+    """Equal to the ``password`` field as typed."""
+    if value != ctx.raw.get("password"):
+        raise Invalid("password_mismatch")
+    return str(value)

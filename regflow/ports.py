@@ -1,0 +1,137 @@
+"""The ports: small Protocols every adapter fits by shape. The engine knows only these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from regflow.records import (
+    Code,
+    Customer,
+    FlowRecord,
+    IdempotencyRecord,
+    JournalEntry,
+    Login,
+    OutboxMail,
+)
+
+
+class Clock(Protocol):
+    """Where time comes from. Read at call time, so freezegun (or a test clock) moves it."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (used only between retries of a transient failure)."""
+
+
+class Mailer(Protocol):
+    """Delivers one finished message; raises TransientError when worth retrying."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Hand the message to its transport."""
+
+
+class PasswordHasher(Protocol):
+    """Hashes and verifies passwords."""
+
+    def hash(self, password: str) -> str:
+        """A self-describing hash of the password."""
+
+    def verify(self, hashed: str, password: str) -> bool:
+        """Whether the password matches the hash."""
+
+
+class Provisioner(Protocol):
+    """Creates the login's identity elsewhere (e.g. an external directory). May be transient."""
+
+    def provision(self, login: Login, *, key: str) -> None:
+        """Provision ``login``; ``key`` is stable across retries of the same request."""
+
+
+class FlowTable(Protocol):
+    """Flows, their journal and idempotency keys, inside one transaction."""
+
+    def load(self, flow_id: str) -> FlowRecord | None: ...
+    def insert(self, flow: FlowRecord) -> None: ...
+    def update(self, flow: FlowRecord, expected_rev: int) -> bool:
+        """Save when the stored ``rev`` is still ``expected_rev``; return False otherwise."""
+    def journal(self, entry: JournalEntry) -> None: ...
+    def history(self, flow_id: str) -> list[JournalEntry]: ...
+    def idempotent(self, flow_id: str, key: str) -> IdempotencyRecord | None: ...
+    def remember(self, record: IdempotencyRecord) -> None: ...
+
+
+class ContractTable(Protocol):
+    """Customers (contracts) and their seats."""
+
+    def customer(self, customer_id: str) -> Customer | None: ...
+    def customer_of_account(self, account: str) -> Customer | None: ...
+    def put_customer(self, customer: Customer) -> None:
+        """Insert or replace a customer with its accounts."""
+
+
+class LoginTable(Protocol):
+    """Logins; the store enforces I1 (email_key), I2 (account) and I4 (one admin) as constraints."""
+
+    def by_email(self, email_key: str) -> Login | None: ...
+    def get(self, login_id: str) -> Login | None: ...
+    def of_customer(self, customer_id: str) -> list[Login]: ...
+    def count(self, customer_id: str) -> int: ...
+    def insert(self, login: Login) -> None:
+        """Raise ConstraintViolation('email' | 'account' | 'admin') when a rule refuses it."""
+
+
+class CodeTable(Protocol):
+    """One-time codes (digests only)."""
+
+    def latest(self, flow_id: str, purpose: str) -> Code | None: ...
+    def insert(self, code: Code) -> None: ...
+    def update(self, code: Code) -> None: ...
+
+
+class OutboxTable(Protocol):
+    """Mail waiting for delivery, written with the state change."""
+
+    def enqueue(self, mail: OutboxMail) -> None: ...
+    def due(self, now: datetime, limit: int) -> list[OutboxMail]:
+        """Queued mail whose next attempt is due, oldest first."""
+    def update(self, mail: OutboxMail) -> None: ...
+    def get(self, mail_id: str) -> OutboxMail | None: ...
+
+
+class Transaction(Protocol):
+    """One unit of work; everything in it commits or rolls back together."""
+
+    flows: FlowTable
+    contracts: ContractTable
+    logins: LoginTable
+    codes: CodeTable
+    outbox: OutboxTable
+
+
+class Store(Protocol):
+    """Storage. ``transaction()`` serialises writers (BEGIN IMMEDIATE, row locks, or a lock)."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def due_flows(self, now: datetime, limit: int) -> Sequence[str]:
+        """Ids of active flows with a timer or expiry due at ``now``, by index."""
+    def iter_flow_ids(self) -> Iterator[str]: ...
+    def close(self) -> None: ...
+
+
+class ContractDirectory(Protocol):
+    """Where contracts come from: the store's table (imported from CSV) or a user's backend."""
+
+    def find(self, customer_id: str) -> Customer | None:
+        """The customer with that number, or None."""
+
+    def of_account(self, account: str) -> Customer | None:
+        """The customer owning that seat, or None."""
+
+    def add(self, customer_id: str, phone: str, licenses: int, accounts: Sequence[str]) -> Customer:
+        """Create or replace a contract."""

@@ -1,0 +1,121 @@
+"""What the engine keeps in a store: plain attrs records, free of any storage technology.
+
+All instants are timezone-aware UTC ``datetime`` values; stores must hand back what they got.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class FlowRecord:
+    """One running (or ended) flow: where it is, what it holds, when its timers fire."""
+
+    id: str
+    flow: str
+    version: int  # the definition's version the flow runs on
+    state: str
+    status: str  # active | completed | cancelled | expired | failed
+    data: dict[str, Any]
+    timers: list[tuple[str, datetime]]  # (event, at), sorted by ``at``
+    expires_at: datetime | None  # inactivity expiry; None once ended
+    created_at: datetime
+    updated_at: datetime
+    rev: int = 0  # optimistic concurrency counter, bumped on every save
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """The earliest instant at which something happens to this flow by itself."""
+        if self.status != "active":
+            return None
+        instants = [at for _, at in self.timers]
+        if self.expires_at is not None:
+            instants.append(self.expires_at)
+        return min(instants) if instants else None
+
+
+@attrs.frozen
+class JournalEntry:
+    """One applied event, appended, never changed: the audit log of a flow."""
+
+    flow_id: str
+    from_state: str
+    to_state: str
+    event: str
+    actor: str  # "user", "timer", "system" or a login id
+    at: datetime
+    outcome: str  # "ok", a message id, or "transient_error"
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """The first answer given to a request carrying an Idempotency-Key."""
+
+    flow_id: str
+    key: str
+    request_hash: str
+    response: dict[str, Any]
+    created_at: datetime
+
+
+@attrs.define
+class Customer:
+    """A contract holder with its seats (accounts) and license count."""
+
+    customer_id: str
+    phone: str  # as written in the contract
+    licenses: int
+    accounts: list[str]
+
+
+@attrs.define
+class Login:
+    """An e-mail + password identity of one customer."""
+
+    id: str
+    customer_id: str
+    email: str  # as typed (after trimming)
+    email_key: str  # NFKC + casefold: the unique key of I1
+    password_hash: str
+    display_name: str
+    role: str  # "admin" | "member"
+    two_factor: bool
+    ready_at: datetime
+    account: str | None
+    created_at: datetime
+
+
+@attrs.define
+class Code:
+    """A one-time code issued to a flow for one address and purpose (I5); only its digest is kept."""
+
+    id: str
+    flow_id: str
+    purpose: str
+    email_key: str
+    digest: str
+    expires_at: datetime
+    created_at: datetime
+    wrong_tries: int = 0
+    used_at: datetime | None = None
+    void: bool = False
+
+
+@attrs.define
+class OutboxMail:
+    """A mail written in the same transaction as the state change that caused it."""
+
+    id: str
+    flow_id: str | None
+    to: str
+    message: bytes  # the RFC 5322 bytes, Message-ID included
+    created_at: datetime
+    status: str = "queued"  # queued | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
