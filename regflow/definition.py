@@ -92,7 +92,7 @@ class TransitionDef:
 
 @attrs.frozen
 class TimerDef:
-    """``after`` a duration in the state (``"30m"``, ``"60s"``, seconds, or ``"@setting"``), send ``event``."""
+    """After ``after`` in the state (``"30m"``, ``"60s"``, seconds or ``"@setting"``), send ``event``."""
 
     after: str
     event: str
@@ -221,6 +221,20 @@ def _make_converter() -> cattrs.Converter:
             raise TypeError("a setting is a string, number or boolean")
         return value
 
+    def strict(kind: type, accepts: tuple[type, ...]) -> None:
+        def check(value: Any, _: Any) -> Any:
+            if isinstance(value, bool) and kind is not bool:
+                raise TypeError(f"expected {kind.__name__}, not a boolean")
+            if not isinstance(value, accepts):
+                raise TypeError(f"expected {kind.__name__}, not {type(value).__name__}")
+            return kind(value)
+
+        conv.register_structure_hook(kind, check)
+
+    strict(bool, (bool,))
+    strict(int, (int,))
+    strict(float, (int, float))
+    strict(str, (str,))
     conv.register_structure_hook_func(lambda t: t == tuple[str, ...], strings)
     conv.register_structure_hook_func(lambda t: t == tuple[TransitionDef, ...], transitions)
     conv.register_structure_hook_func(lambda t: t is ActionDef, action)
@@ -373,6 +387,18 @@ def with_standard_finals(defn: FlowDefinition) -> FlowDefinition:
 
 # ---- sources -------------------------------------------------------------------------------
 
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: ``on``/``off``/``yes``/``no`` stay strings (``on:`` is a state's events)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def read_source(path: str | Path) -> dict[str, Any]:
     """A definition file's table: ``.toml``, ``.yaml`` / ``.yml`` or ``.json``."""
     path = Path(path)
@@ -381,7 +407,7 @@ def read_source(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader
         elif path.suffix == ".json":
             import json
 
@@ -400,10 +426,7 @@ def read_source(path: str | Path) -> dict[str, Any]:
 def load(source: Mapping[str, Any] | str | Path, names: Names,
          root: str | None = None) -> FlowDefinition:
     """Load and check a definition from a mapping or a file; raise DefinitionError with paths."""
-    if isinstance(source, str | Path):
-        raw = read_source(source)
-    else:
-        raw = dict(source)
+    raw = read_source(source) if isinstance(source, str | Path) else dict(source)
     where = root or str(raw.get("name") or (source if isinstance(source, str | Path) else "flow"))
     defn = structure(raw, where)
     faults = check_references(with_standard_finals(defn), names, where)

@@ -22,6 +22,7 @@ from regflow.contracts import StoreContracts
 from regflow.definition import RetryPolicy, Setting
 from regflow.exceptions import (
     ConcurrentUpdate,
+    ConstraintViolation,
     EventNotAllowed,
     FlowGone,
     FlowNotFound,
@@ -281,12 +282,16 @@ class Engine:
         once: Callable[[], tuple[T, list[str]]],
         on_exhausted: Callable[[TransientError], tuple[T, list[str]]] | None = None,
     ) -> tuple[T, list[str]]:
-        """Run ``once``; retry TransientError by the policy and ConcurrentUpdate at once."""
+        """Run ``once``; retry TransientError by the policy, and conflicts at once.
+
+        A conflict is a flow saved by someone else meanwhile, or a uniqueness rule (I1–I4) that
+        refused a write: run again, the guards then see the winner's row and choose accordingly.
+        """
         attempt = conflicts = 0
         while True:
             try:
                 return once()
-            except ConcurrentUpdate:
+            except (ConcurrentUpdate, ConstraintViolation):
                 conflicts += 1
                 if conflicts >= CONFLICT_RETRIES:
                     raise

@@ -35,7 +35,8 @@ def parse(raw: bytes) -> EmailMessage:
 
 def retry_delay(attempts: int) -> timedelta:
     """Wait before the next attempt after ``attempts`` failed ones: 30 s doubling, at most 1 h."""
-    return min(LAST_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))
+    delay: timedelta = FIRST_RETRY * 2 ** max(0, attempts - 1)
+    return min(LAST_RETRY, delay)
 
 
 class MailRelay:
