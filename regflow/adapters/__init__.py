@@ -1,1 +1,1 @@
-"""Store adapters: the Store port in memory (MemoryStore) and on SQL databases (PeeweeStore)."""
+"""Adapters fitting regflow's ports: stores (memory, peewee), mailers, password hashers."""

@@ -1,0 +1,280 @@
+"""The PeeweeStore's tables (built per database), row mapping and driver error translation.
+
+Instants are stored as integer microseconds since the Unix epoch (UTC): exact, portable
+(BIGINT on SQLite and PostgreSQL) and ordered like the instants themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import attrs
+import peewee as pw
+
+from regflow.exceptions import ConstraintViolation, StoreError
+from regflow.records import FlowRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_A = TypeVar("_A", bound=attrs.AttrsInstance)
+
+
+def to_micros(instant: datetime) -> int:
+    """Microseconds since the epoch of a timezone-aware instant."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"naive datetime {instant!r}: stores take timezone-aware UTC instants")
+    return (instant - _EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    """The timezone-aware UTC instant ``micros`` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class InstantField(pw.BigIntegerField):
+    """A timezone-aware UTC ``datetime`` kept as integer microseconds since the epoch."""
+
+    def db_value(self, value: datetime | None) -> int | None:
+        """Microseconds for the database (comparisons convert their right side too)."""
+        return None if value is None else to_micros(value)
+
+    def python_value(self, value: int | None) -> datetime | None:
+        """The instant back from its microseconds."""
+        return None if value is None else from_micros(int(value))
+
+
+class JsonField(pw.TextField):
+    """A JSON document kept as text (portable; no JSON operators are needed on it)."""
+
+    def db_value(self, value: Any) -> str | None:
+        """The value as compact JSON text."""
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def python_value(self, value: str | None) -> Any:
+        """The value decoded from its JSON text."""
+        return None if value is None else json.loads(value)
+
+
+# Uniqueness rules by the text of the driver's error: SQLite names ``table.column``, PostgreSQL
+# the index or constraint. First match wins, so specific names come before the primary keys.
+_CONSTRAINTS = (
+    (("logins.email_key", "logins_email_key_unique"), "email"),
+    (("logins.account", "logins_account_unique"), "account"),
+    (("logins.customer_id", "logins_one_admin"), "admin"),
+    (("accounts.account", "accounts_pkey"), "seat"),
+    (("idempotency_keys.", "idempotency_keys_pkey"), "idempotency"),
+    ((".id", "_pkey"), "id"),
+)
+
+
+def _constraint_name(error: str) -> str | None:
+    """The uniqueness rule a driver's integrity error text names (None: not one of ours)."""
+    if "unique" in error.lower():
+        for markers, name in _CONSTRAINTS:
+            if any(marker in error for marker in markers):
+                return name
+    return None
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn peewee's errors into the store's (the driver's error stays as ``__cause__``)."""
+    try:
+        yield
+    except pw.IntegrityError as exc:
+        name = _constraint_name(str(exc))
+        if name is None:
+            raise StoreError(f"IntegrityError: {exc}") from exc
+        raise ConstraintViolation(name) from exc
+    except pw.PeeweeException as exc:
+        raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def values_of(record: attrs.AttrsInstance, *skip: str) -> dict[str, Any]:
+    """A record's fields as column values, without ``skip``."""
+    return {k: v for k, v in attrs.asdict(record, recurse=False).items() if k not in skip}
+
+
+def record_of(cls: type[_A], row: Any, **override: Any) -> _A:
+    """The record ``cls`` read from a model row's same-named columns."""
+    values = {field.name: getattr(row, field.name) for field in attrs.fields(cls)}
+    values.update(override)
+    return cls(**values)
+
+
+def flow_values(flow: FlowRecord) -> dict[str, Any]:
+    """A flow's columns except ``id`` and ``rev``, with its due instant for the index."""
+    values = values_of(flow, "id", "rev")
+    values["timers"] = [[event, to_micros(at)] for event, at in flow.timers]
+    values["next_due_at"] = flow.next_due_at
+    return values
+
+
+def flow_of(row: Any) -> FlowRecord:
+    """A FlowRecord from its row."""
+    timers = [(str(event), from_micros(int(micros))) for event, micros in row.timers]
+    return record_of(FlowRecord, row, timers=timers)
+
+
+@attrs.frozen
+class Tables:
+    """The model classes of one store, bound to that store's database (peewee is untyped)."""
+
+    flows: Any
+    journal: Any
+    idempotency: Any
+    customers: Any
+    accounts: Any
+    logins: Any
+    codes: Any
+    outbox: Any
+
+    def all(self) -> list[Any]:
+        """Every model, in creation order (customers before the accounts referring to them)."""
+        return [getattr(self, field.name) for field in attrs.fields(Tables)]
+
+
+def build_tables(db: pw.Database) -> Tables:
+    """Fresh model classes bound to ``db``: no class is shared between stores."""
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Flow(Base):
+        id = pw.TextField(primary_key=True)
+        flow = pw.TextField()
+        version = pw.IntegerField()
+        state = pw.TextField()
+        status = pw.TextField()
+        data = JsonField()
+        timers = JsonField()  # [[event, microseconds], ...]
+        expires_at = InstantField(null=True)
+        next_due_at = InstantField(null=True)  # NULL when the flow is not active
+        created_at = InstantField()
+        updated_at = InstantField()
+        rev = pw.IntegerField()
+
+        class Meta:
+            table_name = "flows"
+
+    class Journal(Base):
+        id = pw.AutoField()
+        flow_id = pw.TextField()
+        from_state = pw.TextField()
+        to_state = pw.TextField()
+        event = pw.TextField()
+        actor = pw.TextField()
+        at = InstantField()
+        outcome = pw.TextField()
+
+        class Meta:
+            table_name = "journal"
+
+    class Idempotency(Base):
+        flow_id = pw.TextField()
+        key = pw.TextField()
+        request_hash = pw.TextField()
+        response = JsonField()
+        created_at = InstantField()
+
+        class Meta:
+            table_name = "idempotency_keys"
+            primary_key = pw.CompositeKey("flow_id", "key")
+
+    class Customer(Base):
+        customer_id = pw.TextField(primary_key=True)
+        phone = pw.TextField()
+        licenses = pw.IntegerField()
+
+        class Meta:
+            table_name = "customers"
+
+    class Account(Base):
+        account = pw.TextField(primary_key=True)
+        customer = pw.ForeignKeyField(
+            Customer, column_name="customer_id", field="customer_id", on_delete="CASCADE"
+        )
+        position = pw.IntegerField()  # keeps Customer.accounts in the order given
+
+        class Meta:
+            table_name = "accounts"
+
+    class Login(Base):
+        id = pw.TextField(primary_key=True)
+        customer_id = pw.TextField()
+        email = pw.TextField()
+        email_key = pw.TextField()
+        password_hash = pw.TextField()
+        display_name = pw.TextField()
+        role = pw.TextField()
+        two_factor = pw.BooleanField()
+        ready_at = InstantField()
+        account = pw.TextField(null=True)
+        created_at = InstantField()
+
+        class Meta:
+            table_name = "logins"
+
+    class Code(Base):
+        id = pw.TextField(primary_key=True)
+        flow_id = pw.TextField()
+        purpose = pw.TextField()
+        email_key = pw.TextField()
+        digest = pw.TextField()
+        expires_at = InstantField()
+        created_at = InstantField()
+        wrong_tries = pw.IntegerField()
+        used_at = InstantField(null=True)
+        void = pw.BooleanField()
+        seq = pw.IntegerField()  # issue order within (flow_id, purpose): "latest" needs no clock
+
+        class Meta:
+            table_name = "codes"
+
+    class Outbox(Base):
+        id = pw.TextField(primary_key=True)
+        flow_id = pw.TextField(null=True)
+        to = pw.TextField()
+        message = pw.BlobField()
+        created_at = InstantField()
+        status = pw.TextField()
+        attempts = pw.IntegerField()
+        next_attempt_at = InstantField(null=True)
+        sent_at = InstantField(null=True)
+        last_error = pw.TextField(null=True)
+
+        class Meta:
+            table_name = "outbox"
+
+    # Index names are explicit: PostgreSQL reports them in constraint errors.
+    Flow.add_index(Flow.index(Flow.next_due_at, name="flows_next_due_at"))
+    Journal.add_index(Journal.index(Journal.flow_id, name="journal_flow_id"))
+    Account.add_index(Account.index(Account.customer, name="accounts_customer_id"))
+    Login.add_index(Login.index(Login.customer_id, name="logins_customer_id"))
+    Login.add_index(Login.index(Login.email_key, unique=True, name="logins_email_key_unique"))
+    Login.add_index(Login.index(Login.account, unique=True, name="logins_account_unique"))
+    Login.add_index(
+        Login.index(
+            Login.customer_id, unique=True, where=pw.SQL("role = 'admin'"), name="logins_one_admin"
+        )
+    )
+    Code.add_index(Code.index(Code.flow_id, Code.purpose, name="codes_flow_id_purpose"))
+    Outbox.add_index(Outbox.index(Outbox.status, Outbox.next_attempt_at, name="outbox_status_due"))
+    return Tables(
+        flows=Flow,
+        journal=Journal,
+        idempotency=Idempotency,
+        customers=Customer,
+        accounts=Account,
+        logins=Login,
+        codes=Code,
+        outbox=Outbox,
+    )
