@@ -6,7 +6,6 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from email.utils import make_msgid
 from typing import Any, Protocol
 
 import attrs
@@ -88,7 +87,7 @@ class FlowContext:
         message = self.services.composer.compose(
             template, self.lang, to,
             {"product": self.services.product, "date": self.now, **params},
-            message_id=make_msgid(idstring=mail_id, domain="regflow.invalid"),
+            message_id=f"<{mail_id}@regflow.invalid>",  # stable per outbox row
         )
         self.tx.outbox.enqueue(OutboxMail(
             id=mail_id, flow_id=self.flow.id, to=to, message=bytes(message),
