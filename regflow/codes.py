@@ -22,6 +22,9 @@ class CodeCheck(Enum):
     MISSING = "missing"
 
 
+DECOY = "decoy"  # never equal to a hex digest
+
+
 def digest(code_id: str, code: str) -> str:
     """The stored form of a code: HMAC-SHA256 keyed by the code's own random id."""
     return hmac.new(code_id.encode(), code.encode(), hashlib.sha256).hexdigest()
@@ -32,14 +35,19 @@ def random_code(digits: int = 8) -> str:
     return f"{secrets.randbelow(10 ** digits):0{digits}d}"
 
 
-def issue(ctx: FlowContext, purpose: str, email_key: str, ttl_seconds: int) -> str:
-    """Void the flow's previous code of that purpose and issue a new one; returns the digits."""
+def issue(ctx: FlowContext, purpose: str, email_key: str, ttl_seconds: int, *,
+          decoy: bool = False) -> str:
+    """Void the flow's previous code of that purpose and issue a new one; returns the digits.
+
+    A ``decoy`` behaves like a code in every way (tries, expiry, resend) but no digits match it:
+    what a flow shows when it must not reveal that no real code was sent.
+    """
     void(ctx, purpose)
     code = random_code()
     code_id = new_id()
     ctx.tx.codes.insert(Code(
         id=code_id, flow_id=ctx.flow.id, purpose=purpose, email_key=email_key,
-        digest=digest(code_id, code), expires_at=ctx.now + timedelta(seconds=ttl_seconds),
+        digest=DECOY if decoy else digest(code_id, code), expires_at=ctx.now + timedelta(seconds=ttl_seconds),
         created_at=ctx.now,
     ))
     return code

@@ -94,15 +94,20 @@ class StoreContracts:
         return customers
 
 
-def read_contracts_csv(path: str | Path) -> list[tuple[str, str, int, list[str]]]:
-    """Rows of a ``customer_id,phone,licenses,accounts`` CSV (accounts separated by spaces)."""
-    rows: list[tuple[str, str, int, list[str]]] = []
+ContractRow = tuple[str, str, int, list[str]]
+
+
+def read_contracts_csv(path: str | Path) -> list[tuple[int, ContractRow]]:
+    """Rows of a ``customer_id,phone,licenses,accounts`` CSV (accounts separated by spaces),
+    each with the line it ends on, so problems can name their line even after blank lines."""
+    rows: list[tuple[int, ContractRow]] = []
     problems: list[str] = []
     with Path(path).open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != CSV_HEADER:
             raise ContractError([f"{path}: header must be {','.join(CSV_HEADER)}"])
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             if None in row or any(v is None for v in row.values()):
                 problems.append(f"{path}:{line}: expected 4 columns")
                 continue
@@ -111,7 +116,7 @@ def read_contracts_csv(path: str | Path) -> list[tuple[str, str, int, list[str]]
             except ValueError:
                 problems.append(f"{path}:{line}: licenses: {row['licenses']!r} is not a number")
                 continue
-            rows.append((row["customer_id"], row["phone"], licenses, row["accounts"].split()))
+            rows.append((line, (row["customer_id"], row["phone"], licenses, row["accounts"].split())))
     if problems:
         raise ContractError(problems)
     return rows

@@ -407,7 +407,7 @@ def read_source(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader
+            data = yaml.load(text, Loader=_YamlLoader)
         elif path.suffix == ".json":
             import json
 

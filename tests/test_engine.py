@@ -123,7 +123,8 @@ def test_backoff_is_capped_full_jitter() -> None:
     rng = random.Random(7)
     for attempt, ceiling in ((1, 0.2), (2, 0.4), (3, 0.8), (4, 1.6), (5, 2.0), (9, 2.0)):
         waits = [backoff(policy, attempt, rng) for _ in range(200)]
-        assert 0 <= min(waits) and max(waits) <= ceiling
+        assert min(waits) >= 0
+        assert max(waits) <= ceiling
         assert max(waits) > ceiling * 0.8
     assert backoff(RetryPolicy(jitter="none"), 3, rng) == pytest.approx(0.8)
 
@@ -152,8 +153,11 @@ def test_transient_step_retries_and_keeps_form() -> None:
     assert [m.id for m in snap.screen.messages] == ["transient_error"]
     assert {f.name: f.value for f in snap.screen.fields}["display_name"] == "Aoi"
     assert {f.name: f.value for f in snap.screen.fields}["password"] is None
-    assert len(calls) == 3 and len(set(calls)) == 1  # same key on every attempt
-    assert len(clock.slept) == 2 and clock.slept[0] <= 0.2 and clock.slept[1] <= 0.4
+    assert len(calls) == 3
+    assert len(set(calls)) == 1
+    assert len(clock.slept) == 2
+    assert clock.slept[0] <= 0.2
+    assert clock.slept[1] <= 0.4
     with engine.store.transaction() as tx:
         assert tx.logins.count("281234") == 0
     assert engine.history(snap.id)[-1].outcome == "transient_error"

@@ -18,7 +18,9 @@ PURPOSE = "registration"
 
 
 def _email_key(ctx: FlowContext) -> str:
-    return str(ctx.data.get("_email_key") or email_key(str(ctx.input.get("email", ""))))
+    """The address being typed now (enter_email), else the one the flow kept."""
+    typed = ctx.input.get("email")
+    return email_key(typed) if isinstance(typed, str) else str(ctx.data.get("_email_key", ""))
 
 
 def _last_sent(ctx: FlowContext) -> datetime | None:
@@ -80,11 +82,12 @@ def send_code(ctx: FlowContext) -> None:
     mail the owner a notice and keep an undisclosed code so the flow looks the same."""
     key = _email_key(ctx)
     ttl = ctx.seconds("code_ttl")
-    code = codes.issue(ctx, PURPOSE, key, ttl)
     address = str(ctx.data["email"])
     if ctx.tx.logins.by_email(key) is not None:
+        codes.issue(ctx, PURPOSE, key, ttl, decoy=True)
         ctx.mail("registration_existing", address, email=address)
     else:
+        code = codes.issue(ctx, PURPOSE, key, ttl)
         ctx.mail("registration_code", address, code=code, email=address, minutes=ttl // 60)
     ctx.data["_sends"] = int(ctx.data.get("_sends", 0)) + 1
     ctx.data["_last_sent_at"] = ctx.now.isoformat()
@@ -151,16 +154,19 @@ def contract_matches(ctx: FlowContext) -> bool:
     customer = ctx.services.contracts.find(str(ctx.input["customer_id"]))
     if customer is None:
         return False
-    ctx.params["licenses"] = customer.licenses
     return (tel_digits(customer.phone).lstrip("+") == ctx.input["tel"]
             and ctx.data["account"] in customer.accounts)
 
 
 @registration.guard
 def seat_free(ctx: FlowContext) -> bool:
-    """The customer has fewer logins than licenses (I3)."""
+    """The customer has fewer logins than licenses (I3). Asked only once the contract matched,
+    so the license count it finds for the message never leaks to someone who guessed a number."""
     customer = ctx.services.contracts.find(str(ctx.input["customer_id"]))
-    return customer is not None and ctx.tx.logins.count(customer.customer_id) < customer.licenses
+    if customer is None:
+        return False
+    ctx.params["licenses"] = customer.licenses
+    return ctx.tx.logins.count(customer.customer_id) < customer.licenses
 
 
 @registration.guard

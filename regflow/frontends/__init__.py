@@ -1,0 +1,1 @@
+"""Front ends: they render the neutral screen model and call the engine, nothing more."""

@@ -1,0 +1,75 @@
+"""Shared fixtures: a frozen clock and engines on every store (memory and a real SQLite file)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flows import EngineFactory
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
+
+import regflow
+
+START = "2026-03-02 09:00:00"  # UTC; 18:00 in Asia/Tokyo
+DEMO_CONTRACT: dict[str, Any] = {
+    "customer_id": "281234",
+    "phone": "03-1234-5678",
+    "licenses": 3,
+    "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"],
+}
+STORES = ("memory", "sqlite")
+
+
+@pytest.fixture
+def frozen() -> Iterator[FrozenDateTimeFactory]:
+    """Time frozen at START (UTC); tests move it with ``frozen.tick`` / ``frozen.move_to``."""
+    freezer = freeze_time(START, tz_offset=0)
+    factory = freezer.start()
+    try:
+        yield factory
+    finally:
+        freezer.stop()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store the engines of a test run on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_engine(store_kind: str, tmp_path: Path,
+                frozen: FrozenDateTimeFactory) -> Iterator[EngineFactory]:
+    """Build engines (inside the frozen time) on the test's store kind, demo contract added.
+
+    Keyword arguments go to ``Engine.from_url`` (``settings=``, ``provisioner=``, ``clock=``...);
+    ``mail`` is always ``memory`` and ``hasher`` defaults to ``fast``.
+    """
+    del frozen  # requested only so that engines are made while time is frozen
+    built: list[regflow.Engine] = []
+    numbers = itertools.count(1)
+
+    def make(**options: Any) -> regflow.Engine:
+        if store_kind == "memory":
+            url = "memory://"
+        else:
+            url = f"sqlite:///{tmp_path / f'regflow-{next(numbers)}.db'}"
+        options.setdefault("hasher", "fast")
+        engine = regflow.Engine.from_url(url, mail="memory", **options)
+        engine.contracts.add(**DEMO_CONTRACT)
+        built.append(engine)
+        return engine
+
+    yield make
+    for engine in built:
+        engine.store.close()
+
+
+@pytest.fixture
+def engine(make_engine: EngineFactory) -> regflow.Engine:
+    """An engine with the demo contract 281234 (3 licenses, seats abcd8-01..03)."""
+    return make_engine()

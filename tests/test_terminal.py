@@ -1,0 +1,276 @@
+"""The terminal front end renders any screen model and drives flows through the engine."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
+
+import regflow
+from regflow.frontends.terminal import TerminalFrontEnd
+
+START = "2026-03-02 09:00:00"  # UTC; 18:00 in Asia/Tokyo, so the login is ready at 18:10
+PASSWORD = "Kx7#mPq2wZ"
+DETAILS = (PASSWORD, PASSWORD, "281234", "山田 太郎", "03-1234-5678")
+CODE = re.compile(r"(?<![0-9])[0-9]{8}(?![0-9])")
+Answer = str | Callable[[], str]
+
+
+class Script:
+    """Answers prompts in order, echoing them to ``output`` as a terminal would; then EOF."""
+
+    def __init__(self, output: io.StringIO, *answers: Answer) -> None:
+        self.output = output
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+        self.secret_prompts: list[str] = []
+
+    def ask(self, prompt: str) -> str:
+        """A visible prompt: the answer is echoed."""
+        self.prompts.append(prompt)
+        answer = self._next()
+        self.output.write(f"{prompt}{answer}\n")
+        return answer
+
+    def ask_secret(self, prompt: str) -> str:
+        """A hidden prompt: the answer is not echoed."""
+        self.secret_prompts.append(prompt)
+        answer = self._next()
+        self.output.write(f"{prompt}\n")
+        return answer
+
+    def _next(self) -> str:
+        if not self.answers:
+            raise EOFError
+        answer = self.answers.pop(0)
+        return answer() if callable(answer) else answer
+
+
+@pytest.fixture
+def frozen() -> Iterator[FrozenDateTimeFactory]:
+    """Time frozen at START."""
+    with freeze_time(START, tz_offset=0) as factory:
+        yield factory
+
+
+@pytest.fixture
+def engine(frozen: FrozenDateTimeFactory) -> regflow.Engine:
+    """A memory engine with the demo contract; mail kept in memory."""
+    del frozen  # the engine's clock reads the frozen time
+    engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast")
+    engine.contracts.add(customer_id="281234", phone="03-1234-5678", licenses=3,
+                         accounts=["abcd8-01", "abcd8-02", "abcd8-03"])
+    return engine
+
+
+def code_of(engine: regflow.Engine) -> Callable[[], str]:
+    """An answer that reads the code of the newest mail when its prompt comes."""
+    def read() -> str:
+        mailer: Any = engine.mailer
+        body = mailer.messages[-1].get_body(("plain",)).get_content()
+        return str(CODE.findall(body)[0])
+    return read
+
+
+def drive(engine: regflow.Engine, *answers: Answer, lang: str = "ja",
+          **options: Any) -> tuple[regflow.Snapshot | None, str, Script]:
+    """Run a registration for abcd8-01 with scripted answers: (last snapshot, transcript, script)."""
+    output = io.StringIO()
+    script = Script(output, *answers)
+    front = TerminalFrontEnd(engine, lang=lang, input_fn=script.ask, secret_fn=script.ask_secret,
+                             output=output, **options)
+    snapshot = front.run("registration", {"account": "abcd8-01"})
+    return snapshot, output.getvalue(), script
+
+
+def flow_id_of(engine: regflow.Engine) -> str:
+    """The id of the one flow in the store."""
+    return next(iter(engine.store.iter_flow_ids()))
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("ja", ("選択してください", "メールを送信しました", "確認", "18:10（Asia/Tokyo）以降",
+            "アカウント登録が完了しました", "手続きは終了しました（completed）")),
+    ("en", ("Choose an action", "Mail sent", "Confirmation", "from 18:10 (Asia/Tokyo)",
+            "Your account is registered", "The flow has ended (completed)")),
+])
+def test_whole_registration(engine: regflow.Engine, frozen: FrozenDateTimeFactory, lang: str,
+                            words: tuple[str, ...]) -> None:
+    """E-mail, code, details, then waiting for provisioning, in both languages."""
+    def later() -> str:
+        frozen.tick(600)
+        return ""
+
+    snapshot, out, script = drive(engine, "taro@example.jp", "", code_of(engine), "",
+                                  *DETAILS, "", "", later, lang=lang)
+    assert snapshot is not None
+    assert (snapshot.state, snapshot.status) == ("ready", "completed")
+    for word in words:
+        assert word in out
+    assert len(script.secret_prompts) == 2  # both password fields were hidden
+    assert PASSWORD not in out
+
+
+def test_wrong_code_shows_the_error(engine: regflow.Engine) -> None:
+    """A wrong code is marked as an error on the code screen; q stops with the flow id."""
+    def wrong() -> str:
+        return f"{(int(code_of(engine)()) + 1) % 10**8:08d}"
+
+    snapshot, out, _ = drive(engine, "taro@example.jp", "", wrong, "", "", "q")
+    assert snapshot is not None
+    assert (snapshot.state, snapshot.status) == ("enter_code", "active")
+    assert "✖ [エラー] コードが正しくありません" in out
+    assert f"中断しました（フロー ID: {snapshot.id}）" in out
+
+
+def test_field_errors_sit_next_to_their_field(engine: regflow.Engine) -> None:
+    """An error with a field is printed just before that field's prompt, with its value kept."""
+    _, out, script = drive(engine, "not-an-address", "", "", "q", lang="en")
+    assert "  ✖ [Error] Enter a valid e-mail address.\nE-mail address [not-an-address]: " in out
+    assert script.prompts[2] == "E-mail address [not-an-address]: "
+
+
+def test_kept_values_are_defaults(engine: regflow.Engine) -> None:
+    """After a contract mismatch the kept values are offered; Enter keeps them."""
+    snapshot, out, script = drive(
+        engine, "taro@example.jp", "", code_of(engine), "",
+        PASSWORD, PASSWORD, "281234", "山田 太郎", "03-9999-9999", "",
+        PASSWORD, PASSWORD, "", "", "03-1234-5678", "", "q")
+    assert "入力された情報がご契約の内容と一致しません" in out
+    assert "CustomerId [281234]: " in script.prompts
+    assert snapshot is not None
+    assert snapshot.state == "provisioning"
+
+
+def test_unknown_account_is_a_clean_error(engine: regflow.Engine) -> None:
+    """An account on no contract gives the catalog's message and no traceback."""
+    output = io.StringIO()
+    front = TerminalFrontEnd(engine, input_fn=lambda _: "", output=output)
+    assert front.run("registration", {"account": "zzzz9-99"}) is None
+    assert output.getvalue().strip() == (
+        "手続きを開始できません: この ASP ユーザー（アカウント）はご契約に見つかりません。")
+
+
+def test_waiting_screen_can_be_left_and_resumed(engine: regflow.Engine,
+                                                frozen: FrozenDateTimeFactory) -> None:
+    """At provisioning q stops with a resume hint; later the flow resumes where it was."""
+    snapshot, out, _ = drive(engine, "taro@example.jp", "", code_of(engine), "", *DETAILS, "",
+                             "", "q", resume_command="regflow run registration --resume {id}")
+    assert snapshot is not None
+    assert snapshot.state == "provisioning"
+    assert "まだ処理中です。18:10 以降にもう一度確認してください。" in out
+    assert f"続きから再開するには: regflow run registration --resume {snapshot.id}" in out
+    frozen.tick(601)
+    output = io.StringIO()
+    resumed = TerminalFrontEnd(engine, output=output).resume(snapshot.id)
+    assert resumed is not None
+    assert resumed.status == "completed"
+    assert "18:10 からサインインできます" in output.getvalue()
+
+
+def test_polling_waits_without_input(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """With ``poll`` the waiting screen checks again every interval until the timer fires."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        frozen.tick(seconds)
+
+    snapshot, out, _ = drive(engine, "taro@example.jp", "", code_of(engine), "", *DETAILS, "",
+                             poll=120, sleep_fn=sleep)
+    assert snapshot is not None
+    assert snapshot.status == "completed"
+    assert slept == [120] * 5
+    assert "120 秒ごとに状況を確認します" in out
+
+
+def test_event_refused_after_a_change_elsewhere(engine: regflow.Engine) -> None:
+    """When the flow moved meanwhile, the refused event is reported and the new screen shown."""
+    def back_elsewhere() -> str:
+        engine.send(flow_id_of(engine), "back")
+        return "2"  # resend_code, which enter_email does not take
+
+    snapshot, out, _ = drive(engine, "taro@example.jp", "", "", back_elsewhere, "", "q")
+    assert "この操作は現在行えません（resend_code）" in out
+    assert snapshot is not None
+    assert snapshot.state == "enter_email"
+
+
+def test_flow_ended_elsewhere(engine: regflow.Engine) -> None:
+    """A flow cancelled meanwhile is reported as ended, without a traceback."""
+    def cancel_elsewhere() -> str:
+        engine.send(flow_id_of(engine), "cancel")
+        return ""
+
+    snapshot, out, _ = drive(engine, "taro@example.jp", cancel_elsewhere, lang="en")
+    assert "This flow has already ended (cancelled)." in out
+    assert snapshot is not None
+    assert snapshot.status == "cancelled"
+    assert "Traceback" not in out
+
+
+def test_end_of_input_stops_cleanly(engine: regflow.Engine) -> None:
+    """EOF at any prompt stops the front end and returns the flow as it is."""
+    snapshot, out, _ = drive(engine)
+    assert snapshot is not None
+    assert snapshot.status == "active"
+    assert out.rstrip().endswith(f"中断しました（フロー ID: {snapshot.id}）。")
+
+
+def test_resume_of_unknown_flow(engine: regflow.Engine) -> None:
+    """Resuming an unknown id says so and returns None."""
+    output = io.StringIO()
+    assert TerminalFrontEnd(engine, lang="en", output=output).resume("nope") is None
+    assert output.getvalue() == "No flow with id nope.\n"
+
+
+def test_outbox_mail_path_is_printed(frozen: FrozenDateTimeFactory, tmp_path: Path) -> None:
+    """With an outbox folder, the path of the newly written .eml file is printed."""
+    engine = regflow.Engine.from_url("memory://", mail=f"outbox:{tmp_path}", hasher="fast")
+    engine.contracts.add(customer_id="281234", phone="03-1234-5678", licenses=1,
+                         accounts=["abcd8-01"])
+    _, out, _ = drive(engine, "taro@example.jp", "")
+    found = re.search(r"メールを書き出しました: (\S+\.eml)", out)
+    assert found is not None
+    assert Path(found.group(1)).is_file()
+    assert Path(found.group(1)).parent == tmp_path.resolve()
+
+
+SURVEY = {
+    "name": "survey", "version": 1, "initial": "ask", "context": ["account"],
+    "fields": {"agree": {"type": "boolean"}, "nickname": {"type": "text", "required": False}},
+    "states": {
+        "ask": {"screen": {"fields": ["agree", "nickname"], "actions": ["submit", "cancel"]},
+                "on": {"submit": "pause", "cancel": "cancelled"}},
+        "pause": {"after": [{"after": "5m", "event": "go"}], "on": {"go": "done"}},
+        "done": {"final": True},
+    },
+}
+
+
+def test_any_flow_renders(frozen: FrozenDateTimeFactory) -> None:
+    """A flow the front end has never heard of runs: yes/no fields, a timer-only state."""
+    library = regflow.FlowLibrary()
+    library.add(SURVEY)
+    engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", flows=library)
+
+    def later() -> str:
+        frozen.tick(300)
+        return ""
+
+    output = io.StringIO()
+    script = Script(output, "maybe", "y", "Hana", "", "", later)
+    front = TerminalFrontEnd(engine, lang="en", input_fn=script.ask, output=output)
+    snapshot = front.run("survey", {"account": "anything"})
+    assert snapshot is not None
+    assert snapshot.status == "completed"
+    out = output.getvalue()
+    assert "Enter y or n." in out
+    assert "This continues by itself from 18:05 (Asia/Tokyo)." in out
+    assert "Still in progress. Check again from 18:05." in out
