@@ -13,16 +13,18 @@ MEMORY_URL = "memory://"
 
 
 def open_store(url: str) -> Store:
-    """A store from a URL: ``memory://``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH``."""
+    """A store from a URL: ``memory://``, ``sqlite:///PATH`` (relative), ``sqlite:////PATH``, or
+    ``postgresql://USER@HOST:PORT/DB[?schema=NAME]`` (needs the ``postgres`` extra)."""
     if url in (MEMORY_URL, "memory", "memory:"):
         from regflow.adapters.memory import MemoryStore
 
         return MemoryStore()
-    if url.startswith("sqlite:"):
+    if url.startswith(("sqlite:", "postgresql:", "postgres:")):
         from regflow.adapters.peewee_store import PeeweeStore
 
         return PeeweeStore.from_url(url)
-    raise ValueError(f"unsupported store URL {url!r}: use memory:// or sqlite:///PATH")
+    raise ValueError(
+        f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql://...")
 
 
 def open_mailer(spec: str, clock: Clock | None = None) -> Mailer:

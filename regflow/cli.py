@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -246,6 +247,30 @@ def demo(in_terminal: bool, lang: str, db: str, mail: str, hasher: str) -> None:
         snapshot = front.run("registration", {"account": DEMO_ACCOUNT})
     if snapshot is None:
         sys.exit(2)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              metavar="SECONDS", help="Pause between passes that found nothing to do.")
+@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Flows and mails handled per pass.")
+@engine_options
+def worker(once: bool, interval: float, batch: int, db: str, mail: str, hasher: str) -> None:
+    """Apply due timers and deliver queued mail, in a loop (several workers may run at once)."""
+    with open_engine(db, mail, hasher) as engine:
+        try:
+            while True:
+                flows = engine.sweep(batch)
+                mails = engine.deliver(batch)
+                if flows or mails:
+                    click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered")
+                if once:
+                    return
+                if not (flows or mails):
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            click.echo("worker stopped")
 
 
 @main.command()

@@ -6,13 +6,16 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from regflow.definition import FlowDefinition, Setting
 from regflow.ports import ContractDirectory, PasswordHasher, Provisioner, Transaction
-from regflow.records import FlowRecord, OutboxMail
+from regflow.records import FlowRecord, Login, OutboxMail
+
+if TYPE_CHECKING:
+    from regflow.compiled import CompiledFlow
 
 
 class Composer(Protocol):
@@ -30,6 +33,8 @@ class Services:
     contracts: ContractDirectory
     provisioner: Provisioner
     composer: Composer
+    secret: bytes = b""  # keys session tokens (see regflow.sessions)
+    session_ttl: int = 12 * 3600
     product: str = "regflow"
     timezone: str = "Asia/Tokyo"
 
@@ -51,11 +56,15 @@ class FlowContext:
     input: dict[str, Any] = attrs.field(factory=dict)  # the event's data, checked and normalised
     raw: dict[str, Any] = attrs.field(factory=dict)  # the event's data as sent
     actor: str = "user"
-    params: dict[str, Any] = attrs.field(factory=dict)  # message params found by guards
+    params: dict[str, Any] = attrs.field(factory=dict)  # message params found by guards (JSON)
+    scratch: dict[str, Any] = attrs.field(factory=dict)  # what guards look up once per step
     messages: list[dict[str, Any]] = attrs.field(factory=list)
     mails: list[str] = attrs.field(factory=list)  # outbox ids written in this step
     guard_results: dict[str, bool] = attrs.field(factory=dict)
-    session: str | None = None
+    actor_login: Login | None = None  # the signed-in login acting, for flows that need one
+    opened_session: str | None = None  # a session id opened in this step (its token is shown)
+    continue_with: tuple[str, dict[str, str]] | None = None  # hand over to this flow + context
+    handed_over: tuple[CompiledFlow, FlowRecord] | None = None  # the flow handed over to
     retry: str = "default"  # the retry policy of the branch being run
 
     @property

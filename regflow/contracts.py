@@ -90,6 +90,9 @@ class StoreContracts:
                     if owner is not None and owner.customer_id != customer.customer_id:
                         raise ContractError(
                             [f"accounts: {account!r} already belongs to {owner.customer_id}"])
+                known = tx.contracts.customer(customer.customer_id)
+                if known is not None:  # a re-import keeps the admin's two-factor policy
+                    customer.require_two_factor = known.require_two_factor
                 tx.contracts.put_customer(customer)
         return customers
 

@@ -51,6 +51,7 @@ class ActionDef:
     event: str
     label: str | None = None
     validate: bool | None = None
+    when: str | None = None  # a guard: the action is offered (and taken) only while it holds
 
     @property
     def validates(self) -> bool:
@@ -146,6 +147,7 @@ class FlowDefinition:
     expiry: str = "60m"
     texts: dict[str, dict[str, str]] = attrs.field(factory=dict)
     description: str = ""
+    auth: str = "none"  # none | session (a signed-in login) | admin (the customer's admin)
 
     def seconds(self, duration: str) -> int:
         """A duration of this definition in seconds, with ``@name`` read from the settings."""
@@ -320,6 +322,8 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
         faults.append(f"{root}.version: must be 1 or more")
     if defn.initial not in states:
         faults.append(f"{root}.initial: unknown state {defn.initial!r}")
+    if defn.auth not in ("none", "session", "admin"):
+        faults.append(f"{root}.auth: 'none', 'session' or 'admin', not {defn.auth!r}")
     for key in ("expiry",):
         faults += _duration_fault(defn, defn.expiry, f"{root}.{key}")
     for name, f in defn.fields.items():
@@ -350,6 +354,8 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
             for act in state.screen.actions:
                 if act.event not in state.on:
                     faults.append(f"{here}.screen.actions: no transition for event {act.event!r}")
+                if act.when is not None and act.when not in names.guards:
+                    faults.append(f"{here}.screen.actions: unknown guard {act.when!r}")
         for event, branches in state.on.items():
             for i, t in enumerate(branches):
                 at = f"{here}.on.{event}" + (f"[{i}]" if len(branches) > 1 else "")

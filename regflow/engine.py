@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import secrets
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from regflow import steps
+import attrs
+
+from regflow import sessions, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
-from regflow.context import Composer, Services, new_id
+from regflow.context import Composer, FlowContext, Services, new_id
 from regflow.contracts import StoreContracts
 from regflow.definition import RetryPolicy, Setting
 from regflow.exceptions import (
@@ -26,9 +29,9 @@ from regflow.exceptions import (
     EventNotAllowed,
     FlowGone,
     FlowNotFound,
+    Forbidden,
     IdempotencyConflict,
     InvalidContext,
-    RegflowError,
     TransientError,
 )
 from regflow.library import FlowLibrary
@@ -49,6 +52,7 @@ from regflow.screens import Snapshot
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
+Outcome = tuple[Snapshot, list[str]]  # the answer, and the outbox ids to deliver after commit
 
 
 class Engine:
@@ -67,6 +71,8 @@ class Engine:
         flows: FlowLibrary | None = None,
         settings: Mapping[str, Mapping[str, Setting]] | None = None,
         product: str = "regflow",
+        secret: bytes | None = None,
+        session_ttl: timedelta = timedelta(hours=12),
         rng: random.Random | None = None,
     ) -> None:
         if flows is None:
@@ -88,6 +94,8 @@ class Engine:
             hasher=hasher, contracts=self.contracts,
             provisioner=provisioner if provisioner is not None else NoProvisioner(),
             composer=composer, product=product,
+            secret=secret if secret is not None else secrets.token_bytes(32),
+            session_ttl=int(session_ttl.total_seconds()),
         )
         self._rng = rng if rng is not None else random.Random()
         self._compiled: dict[tuple[str, int], CompiledFlow] = {}
@@ -99,8 +107,6 @@ class Engine:
         from regflow.bootstrap import build_engine
 
         return build_engine(db, mail, **options)
-
-    # ---- definitions -------------------------------------------------------------------------
 
     def compiled(self, name: str, version: int | None = None) -> CompiledFlow:
         """The compiled machine of a definition version (latest when not given), built once."""
@@ -116,107 +122,66 @@ class Engine:
     def start(self, flow: str, context: Mapping[str, Any] | None = None, *,
               session: str | None = None, lang: str | None = None,
               actor: str = "user") -> Snapshot:
-        """Start a flow on the latest version of its definition."""
+        """Start a flow on the latest version of its definition.
+
+        Flows whose definition says ``auth = "session"`` or ``"admin"`` need ``session``, the
+        token of a signed-in login (its customer's admin for ``admin``); a ``target`` login in the
+        context must belong to the same customer. Otherwise ``regflow.Forbidden``.
+        """
         compiled = self.compiled(flow)
-        definition = compiled.definition
-        context = dict(context or {})
-        for key in definition.context:
-            value = context.get(key)
-            if not isinstance(value, str) or not value.strip() or len(value) > 128:
-                raise InvalidContext(f"{flow} needs a context value {key!r}", key=key)
-        unknown = sorted(set(context) - set(definition.context))
-        if unknown:
-            raise InvalidContext(f"{flow} does not take context {unknown}", key=unknown[0])
+        checked = _checked_context(compiled, context)
 
-        def once() -> tuple[Snapshot, list[str]]:
+        def once() -> Outcome:
             now = self.clock.now()
-            record = FlowRecord(
-                id=new_id(), flow=definition.name, version=definition.version,
-                state=definition.initial, status="active",
-                data={**{k: context[k].strip() for k in definition.context},
-                      "_lang": lang or "ja"},
-                timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
-                created_at=now, updated_at=now,
-            )
             with self.store.transaction() as tx:
-                ctx = steps.context(compiled, record, tx, self.services, now, "start", actor)
-                ctx.session = session
-                steps.enter(compiled, ctx, definition.initial)
-                record.data["_messages"] = ctx.messages
-                steps.journal(ctx, "", steps.outcome(ctx))
-                tx.flows.insert(record)
-                return present(compiled, record, lang), ctx.mails
+                record, ctx = self._create(tx, compiled, checked, now, lang, actor, session)
+                return self._present(compiled, ctx, record, lang), ctx.mails
 
-        snapshot, mails = self._retrying(definition.retry["default"], once)
+        snapshot, mails = self._retrying(compiled.definition.retry["default"], once)
         self.relay.deliver(mails)
         return snapshot
 
     def send(self, flow_id: str, event: str, data: Mapping[str, Any] | None = None, *,
-             idempotency_key: str | None = None, lang: str | None = None,
-             actor: str = "user") -> Snapshot:
+             idempotency_key: str | None = None, session: str | None = None,
+             lang: str | None = None, actor: str = "user") -> Snapshot:
         """Send an event with its data; timers due by now are applied first."""
         payload = dict(data or {})
-        request_hash = _request_hash(event, payload) if idempotency_key else ""
-        policy = RetryPolicy()
-        transient: list[str] = []
+        request = _request_hash(event, payload) if idempotency_key else ""
+        policy = [RetryPolicy()]
+        exhausted: list[TransientError] = []
 
-        def once() -> tuple[Snapshot, list[str]]:
-            nonlocal policy
+        def once() -> Outcome:
             now = self.clock.now()
-            failure: RegflowError | None = None
             with self.store.transaction() as tx:
                 record = self._load(tx, flow_id)
                 if idempotency_key:
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
-                        if prior.request_hash != request_hash:
-                            raise IdempotencyConflict(
-                                f"idempotency key {idempotency_key!r} was used with another payload")
-                        return Snapshot.from_dict(prior.response), []
+                        return self._replay(prior, request), []
                 compiled = self.compiled(record.flow, record.version)
-                policy = compiled.definition.retry["default"]
+                policy[0] = compiled.definition.retry["default"]
                 expected = record.rev
-                mails: list[str] = []
-                changed = steps.apply_due(compiled, record, tx, self.services, now)
-                state = compiled.definition.states[record.state]
-                if record.status != "active":
-                    failure = FlowGone(flow_id, record.status)
-                elif event not in state.user_events:
-                    failure = EventNotAllowed(event, record.state, state.user_events)
-                else:
-                    ctx = steps.context(compiled, record, tx, self.services, now, event, actor)
-                    if transient:
-                        self._keep_transient(compiled, record, payload)
-                        ctx.say("transient_error")
-                        steps.journal(ctx, record.state, "transient_error")
-                    else:
-                        try:
-                            steps.apply_event(compiled, ctx, payload)
-                        except TransientError:
-                            policy = compiled.definition.retry[ctx.retry]
-                            raise
-                    record.data["_messages"] = ctx.messages
-                    record.expires_at = None if record.status != "active" else now + timedelta(
-                        seconds=compiled.definition.seconds(compiled.definition.expiry))
-                    record.updated_at = now
-                    mails = ctx.mails
-                    changed = True
-                if changed:
+                due = steps.apply_due(compiled, record, tx, self.services, now)
+                ctx = steps.context(compiled, record, tx, self.services, now, event, actor)
+                failure = self._refusal(compiled, ctx, session)
+                if failure is None:
+                    self._step(compiled, ctx, payload, exhausted, policy)
+                if failure is None or due:  # a refusal still keeps what the timers did
                     self._save(tx, record, expected)
-                snapshot = present(compiled, record, lang)
-                if failure is None and idempotency_key and not transient:
+                snapshot = self._present(compiled, ctx, record, lang)
+                if failure is None and idempotency_key and not exhausted:
                     tx.flows.remember(IdempotencyRecord(
-                        flow_id=flow_id, key=idempotency_key, request_hash=request_hash,
-                        response=snapshot.to_dict(), created_at=now))
+                        flow_id=flow_id, key=idempotency_key, request_hash=request,
+                        response=_remembered(snapshot, ctx), created_at=now))
             if failure is not None:
                 raise failure
-            return snapshot, mails
+            return snapshot, ctx.mails
 
-        def last_resort(exc: TransientError) -> tuple[Snapshot, list[str]]:
-            transient.append(str(exc))
+        def last_resort(exc: TransientError) -> Outcome:
+            exhausted.append(exc)
             return once()
 
-        snapshot, mails = self._retrying(lambda: policy, once, on_exhausted=last_resort)
+        snapshot, mails = self._retrying(lambda: policy[0], once, on_exhausted=last_resort)
         self.relay.deliver(mails)
         return snapshot
 
@@ -243,6 +208,131 @@ class Engine:
         """Run the mail relay once over queued mail; how many were sent."""
         return self.relay.deliver_due(limit)
 
+    def admin_logins(self, session: str) -> list[dict[str, Any]]:
+        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            admin = sessions.require(tx, session, now, admin=True)
+            return [{
+                "id": login.id, "email": login.email, "display_name": login.display_name,
+                "account": login.account, "role": login.role, "ready": login.ready_at <= now,
+                "ready_at": login.ready_at.isoformat().replace("+00:00", "Z"),
+                "two_factor": login.two_factor,
+            } for login in tx.logins.of_customer(admin.customer_id)]
+
+    def end_session(self, session: str) -> bool:
+        """Sign out: end the session of a token; whether there was one."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            found = sessions.resolve(tx, session, now)
+            if found is not None:
+                tx.sessions.end(found[0].id)
+            return found is not None
+
+    # ---- steps -------------------------------------------------------------------------------
+
+    def _create(self, tx: Transaction, compiled: CompiledFlow, context: dict[str, str],
+                now: datetime, lang: str | None, actor: str, session: str | None,
+                **private: Any) -> tuple[FlowRecord, FlowContext]:
+        """A new flow record in ``tx``: its initial state entered, its journal begun."""
+        definition = compiled.definition
+        record = FlowRecord(
+            id=new_id(), flow=definition.name, version=definition.version, state=definition.initial,
+            status="active", data={**context, "_lang": lang or "ja",
+                                   **{f"_{k}": v for k, v in private.items()}},
+            timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
+            created_at=now, updated_at=now,
+        )
+        ctx = steps.context(compiled, record, tx, self.services, now, "start", actor)
+        if definition.auth != "none":
+            login = sessions.require(tx, session, now, admin=definition.auth == "admin")
+            if "target" in context:
+                target = tx.logins.get(context["target"])
+                if target is None or target.customer_id != login.customer_id:
+                    raise Forbidden("the target login is not one of your customer's")
+            record.data["_actor"] = ctx.actor = login.id
+            ctx.actor_login = login
+        steps.enter(compiled, ctx, definition.initial)
+        record.data["_messages"] = ctx.messages
+        steps.journal(ctx, "", steps.outcome(ctx))
+        tx.flows.insert(record)
+        return record, ctx
+
+    def _refusal(self, compiled: CompiledFlow, ctx: FlowContext,
+                 session: str | None) -> Exception | None:
+        """Why the event cannot be applied at all (gone, not allowed, not yours), or None."""
+        record = ctx.flow
+        if record.status != "active":
+            return FlowGone(record.id, record.status)
+        definition = compiled.definition
+        if definition.auth != "none":
+            try:
+                login = sessions.require(ctx.tx, session, ctx.now, admin=definition.auth == "admin")
+            except Forbidden as exc:
+                return exc
+            if login.id != record.data.get("_actor"):
+                return Forbidden("this flow was started by another login")
+            ctx.actor, ctx.actor_login = login.id, login
+        state = definition.states[record.state]
+        allowed = [e for e in state.user_events if e not in steps.withheld(compiled, ctx)]
+        if ctx.event not in allowed:
+            return EventNotAllowed(ctx.event, record.state, allowed)
+        return None
+
+    def _step(self, compiled: CompiledFlow, ctx: FlowContext, payload: dict[str, Any],
+              exhausted: list[TransientError], policy: list[RetryPolicy]) -> None:
+        """Apply the event (or, retries spent, only say so), then hand over if asked."""
+        record, definition = ctx.flow, compiled.definition
+        if exhausted:
+            screen = definition.states[record.state].screen
+            if screen is not None:
+                steps.keep_form(compiled, record, screen, payload)
+            ctx.say("transient_error")
+            steps.journal(ctx, record.state, "transient_error")
+        else:
+            try:
+                steps.apply_event(compiled, ctx, payload)
+            except TransientError:
+                policy[0] = definition.retry[ctx.retry]
+                raise
+        record.data["_messages"] = ctx.messages
+        record.expires_at = None if record.status != "active" else ctx.now + timedelta(
+            seconds=definition.seconds(definition.expiry))
+        record.updated_at = ctx.now
+        if ctx.continue_with is not None:
+            name, context = ctx.continue_with
+            target = self.compiled(name)
+            new, new_ctx = self._create(
+                ctx.tx, target, _checked_context(target, context), ctx.now,
+                str(record.data.get("_lang")), ctx.actor, None, came_from=record.id)
+            record.data["_continue_with"] = {"flow": new.flow, "id": new.id}
+            ctx.mails += new_ctx.mails
+            ctx.continue_with = None
+            ctx.handed_over = (target, new)
+
+    def _present(self, compiled: CompiledFlow, ctx: FlowContext, record: FlowRecord,
+                 lang: str | None) -> Snapshot:
+        """The answer: the flow's snapshot (or, after a hand-over, the new flow's)."""
+        if ctx.handed_over is not None:
+            target, new = ctx.handed_over
+            new_ctx = steps.context(target, new, ctx.tx, self.services, ctx.now, "", ctx.actor)
+            snapshot = present(target, new, lang, withheld=steps.withheld(target, new_ctx))
+            return attrs.evolve(snapshot, continue_with={"flow": new.flow, "id": new.id})
+        token = (sessions.token_of(self.services.secret, ctx.opened_session)
+                 if ctx.opened_session else None)
+        return present(compiled, record, lang, session=token,
+                       withheld=steps.withheld(compiled, ctx) if record.status == "active"
+                       else frozenset())
+
+    def _replay(self, prior: IdempotencyRecord, request: str) -> Snapshot:
+        if prior.request_hash != request:
+            raise IdempotencyConflict(f"idempotency key {prior.key!r} was used with another payload")
+        response = dict(prior.response)
+        session_id = response.pop("session_id", None)
+        if isinstance(session_id, str):
+            response["session"] = sessions.token_of(self.services.secret, session_id)
+        return Snapshot.from_dict(response)
+
     # ---- internals ---------------------------------------------------------------------------
 
     def _catch_up(self, flow_id: str, lang: str | None) -> tuple[Snapshot, bool]:
@@ -255,13 +345,14 @@ class Engine:
                 changed = steps.apply_due(compiled, record, tx, self.services, now)
                 if changed:
                     self._save(tx, record, expected)
-                return (present(compiled, record, lang), changed), []
+                ctx = steps.context(compiled, record, tx, self.services, now, "", "timer")
+                return (self._present(compiled, ctx, record, lang), changed), []
 
         result, _ = self._retrying(RetryPolicy(), once)
         return result
 
     def _load(self, tx: Transaction, flow_id: str) -> FlowRecord:
-        record = tx.flows.load(flow_id) if isinstance(flow_id, str) else None
+        record = tx.flows.load(flow_id) if isinstance(flow_id, str) and len(flow_id) <= 64 else None
         if record is None:
             raise FlowNotFound(f"no flow with id {flow_id!r}")
         return record
@@ -269,12 +360,6 @@ class Engine:
     def _save(self, tx: Transaction, record: FlowRecord, expected: int) -> None:
         if not tx.flows.update(record, expected):
             raise ConcurrentUpdate(f"flow {record.id} changed while this step ran")
-
-    def _keep_transient(self, compiled: CompiledFlow, record: FlowRecord,
-                        payload: dict[str, Any]) -> None:
-        screen = compiled.definition.states[record.state].screen
-        if screen is not None:
-            steps.keep_form(compiled, record, screen, payload)
 
     def _retrying(
         self,
@@ -311,8 +396,28 @@ def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     return rng.uniform(0, ceiling) if policy.jitter == "full" else ceiling
 
 
+def _checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -> dict[str, str]:
+    definition = compiled.definition
+    given = dict(context or {})
+    for key in definition.context:
+        value = given.get(key)
+        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+            raise InvalidContext(f"{definition.name} needs a context value {key!r}", key=key)
+    unknown = sorted(set(given) - set(definition.context))
+    if unknown:
+        raise InvalidContext(f"{definition.name} does not take context {unknown}", key=unknown[0])
+    return {k: given[k].strip() for k in definition.context}
+
+
+def _remembered(snapshot: Snapshot, ctx: FlowContext) -> dict[str, Any]:
+    """The answer as kept for replays: a session's id, never its token."""
+    response = snapshot.to_dict()
+    if response.pop("session", None) is not None:
+        response["session_id"] = ctx.opened_session
+    return response
+
+
 def _request_hash(event: str, payload: Mapping[str, Any]) -> str:
     body = json.dumps({"event": event, "data": payload}, sort_keys=True, ensure_ascii=False,
                       default=str)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
-

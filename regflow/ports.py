@@ -16,6 +16,7 @@ from regflow.records import (
     JournalEntry,
     Login,
     OutboxMail,
+    Session,
 )
 
 
@@ -56,7 +57,8 @@ class Provisioner(Protocol):
 class FlowTable(Protocol):
     """Flows, their journal and idempotency keys, inside one transaction."""
 
-    def load(self, flow_id: str) -> FlowRecord | None: ...
+    def load(self, flow_id: str) -> FlowRecord | None:
+        """The flow, locked for this transaction where the database has row locks."""
     def insert(self, flow: FlowRecord) -> None: ...
     def update(self, flow: FlowRecord, expected_rev: int) -> bool:
         """Save when the stored ``rev`` is still ``expected_rev``; return False otherwise."""
@@ -73,25 +75,53 @@ class ContractTable(Protocol):
     def customer_of_account(self, account: str) -> Customer | None: ...
     def put_customer(self, customer: Customer) -> None:
         """Insert or replace a customer with its accounts."""
+    def lock(self, customer_id: str) -> None:
+        """Serialise work on one customer's logins until the transaction ends (I3, I4):
+        ``SELECT … FOR UPDATE`` of the customer row on PostgreSQL; a no-op where the
+        transaction already holds the database's write lock (SQLite, memory)."""
+    def customers(self) -> list[Customer]:
+        """Every customer, by customer id."""
+    def set_require_two_factor(self, customer_id: str, required: bool) -> None: ...
 
 
 class LoginTable(Protocol):
-    """Logins; the store enforces I1 (email_key), I2 (account) and I4 (one admin) as constraints."""
+    """Logins; the store enforces I1 (email_key), I2 (account) and I4 (one admin) as constraints.
 
-    def by_email(self, email_key: str) -> Login | None: ...
-    def get(self, login_id: str) -> Login | None: ...
+    ``lock=True`` locks the row for the transaction where the database has row locks
+    (PostgreSQL ``FOR UPDATE``), so counters such as failed sign-ins are exact.
+    """
+
+    def by_email(self, email_key: str, *, lock: bool = False) -> Login | None: ...
+    def get(self, login_id: str, *, lock: bool = False) -> Login | None: ...
+    def by_account(self, account: str) -> Login | None: ...
     def of_customer(self, customer_id: str) -> list[Login]: ...
     def count(self, customer_id: str) -> int: ...
     def insert(self, login: Login) -> None:
         """Raise ConstraintViolation('email' | 'account' | 'admin') when a rule refuses it."""
+    def update(self, login: Login) -> None:
+        """Save every field but ``id``; ConstraintViolation as for ``insert``."""
+    def delete(self, login_id: str) -> None: ...
+
+
+class SessionTable(Protocol):
+    """Signed-in sessions, found by the digest of their token."""
+
+    def insert(self, session: Session) -> None: ...
+    def by_digest(self, digest: str) -> Session | None: ...
+    def end(self, session_id: str) -> None: ...
+    def end_of_login(self, login_id: str, *, keep: str | None = None) -> int:
+        """End every session of a login except ``keep``; how many ended."""
 
 
 class CodeTable(Protocol):
     """One-time codes (digests only)."""
 
-    def latest(self, flow_id: str, purpose: str) -> Code | None: ...
+    def latest(self, flow_id: str, purpose: str) -> Code | None:
+        """The code issued last to the flow for that purpose."""
     def insert(self, code: Code) -> None: ...
     def update(self, code: Code) -> None: ...
+    def void_for(self, email_key: str) -> int:
+        """Void every live (unused, not void) code issued for an address; how many."""
 
 
 class OutboxTable(Protocol):
@@ -99,9 +129,12 @@ class OutboxTable(Protocol):
 
     def enqueue(self, mail: OutboxMail) -> None: ...
     def due(self, now: datetime, limit: int) -> list[OutboxMail]:
-        """Queued mail whose next attempt is due, oldest first."""
+        """Queued mail whose next attempt is due, oldest first; rows another transaction holds
+        are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``), so relays spread the work."""
     def update(self, mail: OutboxMail) -> None: ...
-    def get(self, mail_id: str) -> OutboxMail | None: ...
+    def get(self, mail_id: str) -> OutboxMail | None:
+        """The mail, locked for this transaction where the database has row locks, so two
+        relays never claim it together."""
 
 
 class Transaction(Protocol):
@@ -110,6 +143,7 @@ class Transaction(Protocol):
     flows: FlowTable
     contracts: ContractTable
     logins: LoginTable
+    sessions: SessionTable
     codes: CodeTable
     outbox: OutboxTable
 

@@ -14,8 +14,8 @@ AUTOCOMPLETE = {"email": "email", "password": "new-password", "code": "one-time-
 
 
 def present(compiled: CompiledFlow, flow: FlowRecord, lang: str | None = None,
-            session: str | None = None) -> Snapshot:
-    """The snapshot of ``flow`` as it is now."""
+            session: str | None = None, withheld: frozenset[str] = frozenset()) -> Snapshot:
+    """The snapshot of ``flow`` as it is now, without the ``withheld`` actions."""
     definition = compiled.definition
     catalog = Catalog(lang or str(flow.data.get("_lang", "ja")), definition.texts)
     state = definition.states[flow.state]
@@ -46,7 +46,7 @@ def present(compiled: CompiledFlow, flow: FlowRecord, lang: str | None = None,
                                   f"action.{definition.name}.{flow.state}.{a.event}",
                                   f"action.{a.event}"),
                primary=a.event == "submit")
-        for a in screen.actions if flow.status == "active"
+        for a in screen.actions if flow.status == "active" and a.event not in withheld
     )
     messages = tuple(
         Message(id=m["id"], level=m["level"],

@@ -70,6 +70,7 @@ class Customer:
     phone: str  # as written in the contract
     licenses: int
     accounts: list[str]
+    require_two_factor: bool = False  # the admin's policy for every login of the customer
 
 
 @attrs.define
@@ -87,6 +88,9 @@ class Login:
     ready_at: datetime
     account: str | None
     created_at: datetime
+    failed_sign_ins: int = 0  # consecutive wrong passwords since the last success or lockout
+    locked_until: datetime | None = None
+    lockouts: int = 0  # lockouts in a row: the next one lasts 1 min × 2**lockouts, at most 1 h
 
 
 @attrs.define
@@ -119,3 +123,14 @@ class OutboxMail:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+
+
+@attrs.define
+class Session:
+    """A signed-in session of a login; only the token's SHA-256 digest is kept."""
+
+    id: str
+    login_id: str
+    digest: str
+    created_at: datetime
+    expires_at: datetime

@@ -171,3 +171,13 @@ def expire(compiled: CompiledFlow, flow: FlowRecord, tx: Transaction, services: 
     flow.data["_messages"] = [{"id": "flow_expired", "level": "error", "field": None, "params": {}}]
     flow.updated_at = at
     journal(ctx, source, "expired")
+
+
+def withheld(compiled: CompiledFlow, ctx: FlowContext) -> frozenset[str]:
+    """Events of the current screen whose ``when`` guard does not hold now: not offered, refused."""
+    screen = compiled.definition.states[ctx.flow.state].screen
+    if screen is None:
+        return frozenset()
+    guards = compiled.registry.guards
+    return frozenset(a.event for a in screen.actions
+                     if a.when is not None and not guards[a.when](ctx))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a frozen clock and engines on every store (memory and a real SQLite file)."""
+"""Shared fixtures: a frozen clock and engines on every store (memory, a real SQLite file, and a
+fresh schema of the local PostgreSQL server, skipped with a one-line reason where there is none)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from flows import EngineFactory
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
+from pg import drop_schema, postgres_url
 
 import regflow
 
@@ -21,7 +23,7 @@ DEMO_CONTRACT: dict[str, Any] = {
     "licenses": 3,
     "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"],
 }
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "postgresql")
 
 
 @pytest.fixture
@@ -51,11 +53,15 @@ def make_engine(store_kind: str, tmp_path: Path,
     """
     del frozen  # requested only so that engines are made while time is frozen
     built: list[regflow.Engine] = []
+    schemas: list[str] = []
     numbers = itertools.count(1)
 
     def make(**options: Any) -> regflow.Engine:
         if store_kind == "memory":
             url = "memory://"
+        elif store_kind == "postgresql":
+            url = postgres_url()
+            schemas.append(url)
         else:
             url = f"sqlite:///{tmp_path / f'regflow-{next(numbers)}.db'}"
         options.setdefault("hasher", "fast")
@@ -67,6 +73,8 @@ def make_engine(store_kind: str, tmp_path: Path,
     yield make
     for engine in built:
         engine.store.close()
+    for url in schemas:
+        drop_schema(url)
 
 
 @pytest.fixture

@@ -173,7 +173,7 @@ def test_errors_are_one_line_with_their_id(places: list[str]) -> None:
     result = invoke("run", "registration", "--resume", "no-such-flow", *places)
     assert (result.exit_code, result.stderr) == (
         2, "regflow: flow_not_found: no flow with id 'no-such-flow'\n")
-    result = invoke("sweep", "--db", "postgres://nowhere")
+    result = invoke("sweep", "--db", "mysql://nowhere")
     assert result.exit_code == 2
     assert result.stderr.startswith("regflow: config_invalid: unsupported store URL")
 

@@ -1,20 +1,25 @@
-"""One contract for every Store adapter: MemoryStore and PeeweeStore on a SQLite file."""
+"""One contract for every Store adapter: MemoryStore, PeeweeStore on a SQLite file and on
+PostgreSQL (a fresh schema per test; skipped when no server answers), then what only PostgreSQL
+has: row locks that block, SKIP LOCKED, deadlocks retried as ConcurrentUpdate, schemas."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
+import peewee as pw
 import pytest
+from pg import drop_schema, postgres_url, schema_of
 
 from regflow.adapters.memory import MemoryStore
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.exceptions import ConstraintViolation, StoreError
-from regflow.ports import Store
+from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError
+from regflow.ports import Store, Transaction
 from regflow.records import (
     Code,
     Customer,
@@ -23,6 +28,7 @@ from regflow.records import (
     JournalEntry,
     Login,
     OutboxMail,
+    Session,
 )
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
@@ -98,6 +104,19 @@ def make_mail(mail_id: str, created: float, **changes: Any) -> OutboxMail:
     return OutboxMail(**values)
 
 
+def make_session(session_id: str, login_id: str = "l1", **changes: Any) -> Session:
+    """A session of ``login_id`` started at T0, for an hour."""
+    values: dict[str, Any] = {
+        "id": session_id,
+        "login_id": login_id,
+        "digest": f"sha256-{session_id}",
+        "created_at": at(0),
+        "expires_at": at(3600),
+    }
+    values.update(changes)
+    return Session(**values)
+
+
 def entry(flow_id: str, event: str, seconds: float) -> JournalEntry:
     """A journal entry of ``event`` at T0 + ``seconds``."""
     return JournalEntry(flow_id, "a", "b", event, "user", at(seconds), "ok")
@@ -108,16 +127,32 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each adapter in turn; the SQLite one on a real file."""
-    made: Store = (
-        MemoryStore()
-        if request.param == "memory"
-        else PeeweeStore.from_url(sqlite_url(tmp_path / "store.db"))
-    )
-    yield made
-    made.close()
+    """Each adapter in turn: SQLite on a real file, PostgreSQL in a fresh schema."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    url = postgres_url() if request.param == "postgresql" else sqlite_url(tmp_path / "store.db")
+    made = PeeweeStore.from_url(url)
+    try:
+        yield made
+    finally:
+        made.close()
+        if request.param == "postgresql":
+            drop_schema(url)
+
+
+@pytest.fixture
+def pg_store() -> Iterator[PeeweeStore]:
+    """A PeeweeStore on PostgreSQL in a fresh schema (the test skips without a server)."""
+    url = postgres_url()
+    made = PeeweeStore.from_url(url)
+    try:
+        yield made
+    finally:
+        made.close()
+        drop_schema(url)
 
 
 def peer_of(store: Store) -> Store:
@@ -263,6 +298,11 @@ def test_login_lookups(store: Store) -> None:
         assert tx.logins.by_email("L1@example.jp") is None
         assert tx.logins.get("l2") == second
         assert tx.logins.get("nope") is None
+        assert tx.logins.by_email("l1@example.jp", lock=True) == make_login("l1")
+        assert tx.logins.get("l2", lock=True) == second
+        assert tx.logins.get("nope", lock=True) is None
+        assert tx.logins.by_account("A1") == second
+        assert tx.logins.by_account("A2") is None
         assert [x.id for x in tx.logins.of_customer("c1")] == ["l2", "l1"]
         assert tx.logins.count("c1") == 2
         assert tx.logins.count("c2") == 1
@@ -311,6 +351,203 @@ def test_refused_insert_leaves_transaction_usable(store: Store) -> None:
         assert [x.id for x in tx.logins.of_customer("c1")] == ["l1", "l3"]
 
 
+def test_login_update_saves_every_field(store: Store) -> None:
+    """update saves every field but id; the old email key, seat and admin role are freed."""
+    with store.transaction() as tx:
+        tx.logins.insert(make_login("l1", role="admin", account="A1"))
+    changed = make_login(
+        "l1",
+        customer_id="c2",
+        email="New@Example.jp",
+        email_key="new@example.jp",
+        password_hash="$argon2id$y",
+        display_name="Yamada",
+        role="member",
+        two_factor=True,
+        ready_at=at(2),
+        account="A2",
+        created_at=at(-1),
+        failed_sign_ins=4,
+        locked_until=at(60.000001),
+        lockouts=2,
+    )
+    with store.transaction() as tx:
+        tx.logins.update(changed)
+    with store.transaction() as tx:
+        assert tx.logins.get("l1") == changed
+        assert tx.logins.by_email("new@example.jp") == changed
+        assert tx.logins.by_email("l1@example.jp") is None
+        assert tx.logins.by_account("A2") == changed
+        assert tx.logins.by_account("A1") is None
+        assert (tx.logins.count("c1"), tx.logins.count("c2")) == (0, 1)
+        tx.logins.insert(make_login("l2", email_key="l1@example.jp", role="admin", account="A1"))
+        with pytest.raises(StoreError):
+            tx.logins.update(make_login("unknown"))
+
+
+@pytest.mark.parametrize(
+    ("change", "constraint"),
+    [
+        ({"email_key": "l1@example.jp"}, "email"),
+        ({"account": "A1"}, "account"),
+        ({"role": "admin"}, "admin"),
+    ],
+)
+def test_login_update_constraints(store: Store, change: dict[str, Any], constraint: str) -> None:
+    """update is refused like insert, and the transaction stays usable afterwards."""
+    with store.transaction() as tx:
+        tx.logins.insert(make_login("l1", role="admin", account="A1"))
+        tx.logins.insert(make_login("l2", account="A2"))
+    with store.transaction() as tx:
+        with pytest.raises(ConstraintViolation) as caught:
+            tx.logins.update(make_login("l2", **{"account": "A2", **change}))
+        assert caught.value.constraint == constraint
+        tx.logins.update(make_login("l2", account="A2", display_name="still usable"))
+        tx.logins.update(make_login("l1", role="admin", account="A1", lockouts=1))  # itself: ok
+    with store.transaction() as tx:
+        assert tx.logins.get("l2") == make_login("l2", account="A2", display_name="still usable")
+        assert tx.logins.by_email("l2@example.jp") is not None
+
+
+def test_login_delete_frees_email_seat_and_admin(store: Store) -> None:
+    """delete removes the login; its email key, seat and admin role can be taken again."""
+    with store.transaction() as tx:
+        tx.logins.insert(make_login("l1", role="admin", account="A1"))
+        tx.logins.insert(make_login("l2"))
+        tx.sessions.insert(make_session("s1", "l1"))
+    with store.transaction() as tx:
+        tx.logins.delete("l1")
+        assert tx.logins.get("l1") is None
+        assert tx.logins.by_account("A1") is None
+        with pytest.raises(StoreError):
+            tx.logins.delete("l1")
+    with store.transaction() as tx:
+        assert [x.id for x in tx.logins.of_customer("c1")] == ["l2"]
+        assert tx.logins.count("c1") == 1
+        assert tx.sessions.by_digest("sha256-s1") is not None  # ended by the engine, not here
+        tx.logins.insert(make_login("l3", email_key="l1@example.jp", role="admin", account="A1"))
+        assert tx.logins.by_email("l1@example.jp") == tx.logins.get("l3")
+
+
+def test_sessions_insert_find_and_end(store: Store) -> None:
+    """Sessions are found by digest; end ends one, end_of_login all of a login but one."""
+    with store.transaction() as tx:
+        for session_id, login_id in [("s1", "l1"), ("s2", "l1"), ("s3", "l1"), ("s4", "l2")]:
+            tx.sessions.insert(make_session(session_id, login_id))
+    with store.transaction() as tx:
+        assert tx.sessions.by_digest("sha256-s2") == make_session("s2")
+        assert tx.sessions.by_digest("nope") is None
+        tx.sessions.end("s1")
+        tx.sessions.end("s1")  # ending twice (or an unknown session) does nothing
+        tx.sessions.end("unknown")
+        assert tx.sessions.by_digest("sha256-s1") is None
+        assert tx.sessions.end_of_login("l1", keep="s3") == 1
+        assert tx.sessions.end_of_login("l9") == 0
+    with store.transaction() as tx:
+        assert tx.sessions.by_digest("sha256-s2") is None
+        assert tx.sessions.by_digest("sha256-s3") == make_session("s3")
+        assert tx.sessions.end_of_login("l1") == 1
+        assert tx.sessions.end_of_login("l1") == 0
+        assert tx.sessions.by_digest("sha256-s4") == make_session("s4", "l2")
+
+
+@pytest.mark.parametrize(
+    ("second", "constraint"),
+    [(make_session("s2", digest="sha256-s1"), "digest"), (make_session("s1", digest="x"), "id")],
+)
+def test_session_constraints(store: Store, second: Session, constraint: str) -> None:
+    """A digest or id taken twice is refused; the transaction stays usable."""
+    with store.transaction() as tx:
+        tx.sessions.insert(make_session("s1"))
+        with pytest.raises(ConstraintViolation) as caught:
+            tx.sessions.insert(second)
+        assert caught.value.constraint == constraint
+        tx.sessions.insert(make_session("s3"))
+    with store.transaction() as tx:
+        assert tx.sessions.by_digest("sha256-s3") == make_session("s3")
+
+
+@pytest.mark.parametrize("table", ["flows", "codes", "outbox"])
+def test_refused_id_leaves_transaction_usable(store: Store, table: str) -> None:
+    """A duplicate id in any table is refused without spoiling the rest of the transaction."""
+    insert: dict[str, Callable[[Transaction, str], None]] = {
+        "flows": lambda tx, i: tx.flows.insert(make_flow(i)),
+        "codes": lambda tx, i: tx.codes.insert(make_code(i)),
+        "outbox": lambda tx, i: tx.outbox.enqueue(make_mail(i, 0)),
+    }
+    with store.transaction() as tx:
+        insert[table](tx, "x1")
+        with pytest.raises(ConstraintViolation) as caught:
+            insert[table](tx, "x1")
+        assert caught.value.constraint == "id"
+        tx.logins.insert(make_login("l1"))
+    with store.transaction() as tx:
+        assert tx.logins.get("l1") == make_login("l1")
+
+
+def test_customers_and_two_factor_policy(store: Store) -> None:
+    """customers lists every customer by id with seats; the 2FA policy is kept and set."""
+    with store.transaction() as tx:
+        assert tx.contracts.customers() == []
+        tx.contracts.put_customer(Customer("c2", "2", 2, ["B2", "B1"], require_two_factor=True))
+        tx.contracts.put_customer(Customer("c1", "1", 1, ["A1"]))
+        tx.contracts.put_customer(Customer("c3", "3", 0, []))
+    with store.transaction() as tx:
+        assert tx.contracts.customers() == [
+            Customer("c1", "1", 1, ["A1"]),
+            Customer("c2", "2", 2, ["B2", "B1"], require_two_factor=True),
+            Customer("c3", "3", 0, []),
+        ]
+        tx.contracts.set_require_two_factor("c1", True)
+        tx.contracts.set_require_two_factor("c2", False)
+        with pytest.raises(StoreError):
+            tx.contracts.set_require_two_factor("c9", True)
+    with store.transaction() as tx:
+        assert [c.require_two_factor for c in tx.contracts.customers()] == [True, False, False]
+        found = tx.contracts.customer_of_account("A1")
+        assert found is not None
+        assert found.require_two_factor is True
+
+
+def test_lock_calls_return_the_same_rows(store: Store) -> None:
+    """lock and the locking reads work on every store (no-ops where writers are serialised)."""
+    with store.transaction() as tx:
+        tx.contracts.put_customer(Customer("c1", "1", 1, ["A1"]))
+        tx.flows.insert(make_flow())
+        tx.outbox.enqueue(make_mail("m1", 0))
+    with store.transaction() as tx:
+        tx.contracts.lock("c1")
+        tx.contracts.lock("unknown")
+        assert tx.flows.load("f1") == make_flow()
+        assert tx.outbox.get("m1") == make_mail("m1", 0)
+        assert [m.id for m in tx.outbox.due(at(1), 10)] == ["m1"]
+    with store.transaction() as tx:
+        contracts = tx.contracts
+    with pytest.raises(StoreError):
+        contracts.lock("c1")
+
+
+def test_void_for_voids_live_codes_of_one_address(store: Store) -> None:
+    """void_for voids unused, unvoided codes of the address only, and counts them."""
+    with store.transaction() as tx:
+        tx.codes.insert(make_code("k1"))
+        tx.codes.insert(make_code("k2", flow_id="f2", purpose="reset"))
+        tx.codes.insert(make_code("k3", flow_id="f3", used_at=at(5)))
+        tx.codes.insert(make_code("k4", flow_id="f4", void=True))
+        tx.codes.insert(make_code("k5", flow_id="f5", email_key="b@example.jp"))
+    with store.transaction() as tx:
+        assert tx.codes.void_for("a@example.jp") == 2
+        assert tx.codes.void_for("a@example.jp") == 0
+        assert tx.codes.void_for("nobody@example.jp") == 0
+    with store.transaction() as tx:
+        assert tx.codes.latest("f1", "verify_email") == make_code("k1", void=True)
+        assert tx.codes.latest("f2", "reset") == make_code("k2", flow_id="f2", purpose="reset", void=True)
+        assert tx.codes.latest("f3", "verify_email") == make_code("k3", flow_id="f3", used_at=at(5))
+        assert tx.codes.latest("f5", "verify_email") == make_code(
+            "k5", flow_id="f5", email_key="b@example.jp"
+        )
+
+
 def test_codes_latest_insert_update(store: Store) -> None:
     """latest is the code issued last (even at the same instant); update saves its state."""
     with store.transaction() as tx:
@@ -325,7 +562,7 @@ def test_codes_latest_insert_update(store: Store) -> None:
         latest.wrong_tries = 2
         latest.used_at = at(30.25)
         latest.void = True
-        tx.codes.update(latest)
+        tx.codes.update(attrs.evolve(latest, email_key="other@example.jp"))  # address as issued
         assert tx.codes.latest("f1", "reset") == make_code("k2", purpose="reset")
         assert tx.codes.latest("f2", "verify_email") is None
         with pytest.raises(StoreError):
@@ -409,8 +646,14 @@ def write_everything_then_fail(store: Store) -> None:
         tx.flows.journal(entry("kept", "e", 1))
         tx.flows.remember(IdempotencyRecord("kept", "k", "h", {}, at(1)))
         tx.contracts.put_customer(Customer("c1", "2", 2, ["A2"]))
+        tx.logins.delete("gone")  # frees the admin role for l1
         tx.logins.insert(make_login("l1", role="admin", account="A1"))
+        tx.logins.update(make_login("l0", email_key="moved@example.jp", failed_sign_ins=3))
+        tx.contracts.set_require_two_factor("c1", True)
+        tx.sessions.insert(make_session("s1"))
+        tx.sessions.end("s0")
         tx.codes.insert(make_code("k1", flow_id="kept"))
+        assert tx.codes.void_for("a@example.jp") == 2
         tx.outbox.enqueue(make_mail("m1", 0))
         raise RuntimeError("boom")
 
@@ -420,6 +663,10 @@ def test_exception_rolls_back_everything(store: Store) -> None:
     with store.transaction() as tx:
         tx.flows.insert(make_flow("kept", timers=[("t", at(5))]))
         tx.contracts.put_customer(Customer("c1", "1", 1, ["A1"]))
+        tx.logins.insert(make_login("l0"))
+        tx.logins.insert(make_login("gone", role="admin", account="A9"))
+        tx.sessions.insert(make_session("s0", "l0"))
+        tx.codes.insert(make_code("k0"))
     with pytest.raises(RuntimeError, match="boom"):
         write_everything_then_fail(store)
     assert list(store.due_flows(at(100), 10)) == ["kept"]
@@ -431,11 +678,19 @@ def test_exception_rolls_back_everything(store: Store) -> None:
         assert tx.contracts.customer("c1") == Customer("c1", "1", 1, ["A1"])
         assert tx.contracts.customer_of_account("A2") is None
         assert tx.logins.get("l1") is None
-        assert tx.logins.count("c1") == 0
+        assert tx.logins.get("l0") == make_login("l0")
+        assert tx.logins.by_email("moved@example.jp") is None
+        assert tx.logins.by_account("A9") == make_login("gone", role="admin", account="A9")
+        assert tx.logins.count("c1") == 2
+        assert tx.sessions.by_digest("sha256-s0") == make_session("s0", "l0")
+        assert tx.sessions.by_digest("sha256-s1") is None
         assert tx.codes.latest("kept", "verify_email") is None
+        assert tx.codes.latest("f1", "verify_email") == make_code("k0")
         assert tx.outbox.get("m1") is None
         assert tx.outbox.due(at(100), 10) == []
-        tx.logins.insert(make_login("l1", role="admin", account="A1"))  # no stale index entry
+        tx.logins.insert(make_login("l1", account="A1"))  # no stale index entry
+        tx.logins.update(make_login("l0", email_key="moved@example.jp"))
+        tx.sessions.insert(make_session("s1"))
 
 
 def test_nested_transaction_rolls_back_alone(store: Store) -> None:
@@ -534,7 +789,7 @@ def test_sqlite_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert absolute.url.startswith("sqlite:////")
     assert list(absolute.iter_flow_ids()) == ["f1"]
     absolute.close()
-    for bad in ("postgresql://localhost/x", "sqlite:///:memory:", "sqlite:///"):
+    for bad in ("mysql://localhost/x", "sqlite:///:memory:", "sqlite:///", "sqlite://x.db"):
         with pytest.raises(ValueError, match="URL"):
             PeeweeStore.from_url(bad)
 
@@ -548,3 +803,215 @@ def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
         pass
     assert caught.value.__cause__ is not None
     assert type(caught.value) is StoreError
+
+
+# PostgreSQL only: row locks that block, SKIP LOCKED, deadlocks, schemas, URLs.
+
+
+class Holder:
+    """A transaction in another thread (so on another connection) that runs ``first`` and
+    keeps its locks until ``release`` is set."""
+
+    def __init__(self, store: Store, first: Callable[[Transaction], object]) -> None:
+        self.ready = threading.Event()
+        self.release = threading.Event()
+        self.failures: list[BaseException] = []
+        self.result: object = None
+        self.thread = threading.Thread(target=self._run, args=(store, first))
+        self.thread.start()
+        assert self.ready.wait(10), "the holding transaction did not start"
+
+    def _run(self, store: Store, first: Callable[[Transaction], object]) -> None:
+        try:
+            with store.transaction() as tx:
+                self.result = first(tx)
+                self.ready.set()
+                self.release.wait(10)
+        except BaseException as exc:
+            self.failures.append(exc)
+            self.ready.set()
+        finally:
+            store.close()
+
+    def finish(self) -> None:
+        """Let the holding transaction commit, and check it did."""
+        self.release.set()
+        self.thread.join()
+        assert self.failures == []
+
+
+def seed_lock_targets(store: Store) -> None:
+    """Customers c1, c2, login l1, flow f1 and mail m1."""
+    with store.transaction() as tx:
+        tx.contracts.put_customer(Customer("c1", "1", 1, ["A1"]))
+        tx.contracts.put_customer(Customer("c2", "2", 1, ["B1"]))
+        tx.logins.insert(make_login("l1"))
+        tx.flows.insert(make_flow())
+        tx.outbox.enqueue(make_mail("m1", 0))
+
+
+HOLD = 0.4  # seconds the first transaction keeps its locks
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "waits"),
+    [
+        (lambda tx: tx.contracts.lock("c1"), lambda tx: tx.contracts.lock("c1"), True),
+        (lambda tx: tx.contracts.lock("c1"), lambda tx: tx.contracts.lock("c2"), False),
+        (lambda tx: tx.contracts.lock("ghost"), lambda tx: tx.contracts.lock("ghost"), True),
+        (lambda tx: tx.logins.by_email("l1@example.jp", lock=True),
+         lambda tx: tx.logins.get("l1", lock=True), True),
+        (lambda tx: tx.logins.get("l1", lock=True), lambda tx: tx.logins.get("l1"), False),
+        (lambda tx: tx.flows.load("f1"), lambda tx: tx.flows.load("f1"), True),
+        (lambda tx: tx.outbox.get("m1"), lambda tx: tx.outbox.get("m1"), True),
+    ],
+    ids=["customer", "other-customer", "customer-not-in-table", "login", "login-plain-read", "flow", "mail"],
+)
+def test_postgres_row_locks_block(
+    pg_store: PeeweeStore,
+    first: Callable[[Transaction], object],
+    second: Callable[[Transaction], object],
+    waits: bool,
+) -> None:
+    """A locking read waits for the transaction holding the row; other reads do not."""
+    seed_lock_targets(pg_store)
+    holder = Holder(pg_store, first)
+    timer = threading.Timer(HOLD, holder.release.set)
+    timer.start()
+    started = time.monotonic()
+    with pg_store.transaction() as tx:
+        second(tx)
+    waited = time.monotonic() - started
+    timer.join()
+    holder.finish()
+    assert (waited >= HOLD * 0.8) is waits, f"waited {waited:.3f} s"
+
+
+def test_postgres_due_skips_mail_another_relay_holds(pg_store: PeeweeStore) -> None:
+    """Two relays on two connections: due skips the rows the other transaction locked."""
+    with pg_store.transaction() as tx:
+        for i in range(1, 4):
+            tx.outbox.enqueue(make_mail(f"m{i}", i))
+    first_relay = Holder(pg_store, lambda tx: [m.id for m in tx.outbox.due(at(10), 1)])
+    try:
+        assert first_relay.result == ["m1"]
+        with pg_store.transaction() as tx:
+            assert [m.id for m in tx.outbox.due(at(10), 10)] == ["m2", "m3"]
+            assert [m.id for m in tx.outbox.due(at(10), 1)] == ["m2"]
+    finally:
+        first_relay.finish()
+    with pg_store.transaction() as tx:
+        assert [m.id for m in tx.outbox.due(at(10), 10)] == ["m1", "m2", "m3"]
+
+
+def test_postgres_deadlock_becomes_concurrent_update(pg_store: PeeweeStore) -> None:
+    """Two transactions locking two flows in opposite orders: one is told ConcurrentUpdate."""
+    with pg_store.transaction() as tx:
+        tx.flows.insert(make_flow("f1"))
+        tx.flows.insert(make_flow("f2"))
+    both = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def work(first: str, second: str) -> None:
+        try:
+            with pg_store.transaction() as tx:
+                tx.flows.load(first)
+                both.wait(10)
+                tx.flows.load(second)
+            outcomes.append("committed")
+        except BaseException as exc:
+            outcomes.append(exc)
+        finally:
+            pg_store.close()
+
+    threads = [threading.Thread(target=work, args=pair) for pair in [("f1", "f2"), ("f2", "f1")]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(type(x).__name__ for x in outcomes) == ["ConcurrentUpdate", "str"]
+    refused = next(x for x in outcomes if isinstance(x, ConcurrentUpdate))
+    assert "deadlock" in str(refused.__cause__)
+
+
+def test_postgres_failed_statement_is_not_committed_silently(pg_store: PeeweeStore) -> None:
+    """A statement that failed (and was caught) spoils the transaction: no silent rollback."""
+
+    def write_then_fail_quietly() -> None:
+        with pg_store.transaction() as tx:
+            tx.flows.insert(make_flow())
+            with pytest.raises(pw.DataError):
+                pg_store._db.execute_sql("SELECT 1 / 0")
+
+    with pytest.raises(StoreError, match="rolled back"):
+        write_then_fail_quietly()
+    with pg_store.transaction() as tx:
+        assert tx.flows.load("f1") is None
+
+
+def test_two_postgres_schemas_stay_separate() -> None:
+    """Two PeeweeStores on two schemas of one database never see each other's rows."""
+    urls = [postgres_url(), postgres_url()]
+    first, second = (PeeweeStore.from_url(url) for url in urls)
+    try:
+        with first.transaction() as a, second.transaction() as b:
+            a.flows.insert(make_flow(state="in_one"))
+            assert b.flows.load("f1") is None
+            b.flows.insert(make_flow(state="in_two"))
+            b.logins.insert(make_login("l1"))
+        with first.transaction() as a, second.transaction() as b:
+            one, two = a.flows.load("f1"), b.flows.load("f1")
+            assert a.logins.get("l1") is None
+        assert one is not None
+        assert two is not None
+        assert (one.state, two.state) == ("in_one", "in_two")
+        reopened = PeeweeStore.from_url(urls[0])
+        assert list(reopened.iter_flow_ids()) == ["f1"]
+        reopened.close()
+    finally:
+        first.close()
+        second.close()
+        for url in urls:
+            drop_schema(url)
+
+
+def test_postgres_url_forms() -> None:
+    """Bad PostgreSQL URLs are refused; postgres:// and mixed-case schemas work, on psycopg 3."""
+    for bad in (
+        "postgresql://h/db?schema=bad-name",
+        "postgresql://h/db?schema=1abc",
+        "postgresql://h/db?schema=",
+        f"postgresql://h/db?schema={'a' * 64}",
+        "postgresql://h/db?schema=a&schema=b",
+        "postgresql://h/",
+        "postgresql://h:port/db",
+    ):
+        with pytest.raises(ValueError, match="URL"):
+            PeeweeStore.from_url(bad)
+    with pytest.raises(ValueError, match="URL") as caught:
+        PeeweeStore.from_url("postgresql://u:s3cret@h/db?schema=no-way")
+    assert "s3cret" not in str(caught.value)
+    assert "u:***@h" in str(caught.value)
+    url = postgres_url().replace("postgresql://", "postgres://").replace("regflow_test_", "Regflow_T_")
+    store = PeeweeStore.from_url(url)
+    try:
+        assert type(store._db._adapter).__name__ == "Psycopg3Adapter"
+        with store.transaction() as tx:
+            tx.flows.insert(make_flow())
+        with store.transaction() as tx:
+            assert tx.flows.load("f1") == make_flow()
+        tables = store._db.get_tables(schema=schema_of(url))
+        assert {"flows", "logins", "sessions"} <= set(tables)
+    finally:
+        store.close()
+        drop_schema(url)
+
+
+def test_unreachable_postgres_is_store_error() -> None:
+    """No server behind the URL: StoreError caused by the driver's error."""
+    pytest.importorskip("psycopg")
+    store = PeeweeStore.from_url("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
+    with pytest.raises(StoreError) as caught, store.transaction():
+        pass
+    assert type(caught.value) is StoreError
+    assert caught.value.__cause__ is not None

@@ -1,5 +1,8 @@
 """The PeeweeStore's tables (built per database), row mapping and driver error translation.
 
+The same models serve SQLite and PostgreSQL; index names are explicit because PostgreSQL reports
+them when a uniqueness rule refuses a write.
+
 Instants are stored as integer microseconds since the Unix epoch (UTC): exact, portable
 (BIGINT on SQLite and PostgreSQL) and ordered like the instants themselves.
 """
@@ -15,7 +18,7 @@ from typing import Any, TypeVar
 import attrs
 import peewee as pw
 
-from regflow.exceptions import ConstraintViolation, StoreError
+from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError
 from regflow.records import FlowRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,38 +64,66 @@ class JsonField(pw.TextField):
         return None if value is None else json.loads(value)
 
 
-# Uniqueness rules by the text of the driver's error: SQLite names ``table.column``, PostgreSQL
-# the index or constraint. First match wins, so specific names come before the primary keys.
+# Uniqueness rules: (SQLite's ``table.column`` in the error text, PostgreSQL's index or
+# constraint name from the error's diagnostics, the rule). First text match wins, so specific
+# columns come before the primary keys.
 _CONSTRAINTS = (
-    (("logins.email_key", "logins_email_key_unique"), "email"),
-    (("logins.account", "logins_account_unique"), "account"),
-    (("logins.customer_id", "logins_one_admin"), "admin"),
-    (("accounts.account", "accounts_pkey"), "seat"),
-    (("idempotency_keys.", "idempotency_keys_pkey"), "idempotency"),
-    ((".id", "_pkey"), "id"),
+    ("logins.email_key", "logins_email_key_unique", "email"),
+    ("logins.account", "logins_account_unique", "account"),
+    ("logins.customer_id", "logins_one_admin", "admin"),
+    ("sessions.digest", "sessions_digest_unique", "digest"),
+    ("accounts.account", "accounts_pkey", "seat"),
+    ("idempotency_keys.", "idempotency_keys_pkey", "idempotency"),
+    (".id", "_pkey", "id"),
 )
+# PostgreSQL gave the transaction up (serialization failure, deadlock): worth running again.
+_RETRY_STATES = frozenset({"40001", "40P01"})
 
 
-def _constraint_name(error: str) -> str | None:
-    """The uniqueness rule a driver's integrity error text names (None: not one of ours)."""
+def _driver_error(exc: pw.PeeweeException) -> BaseException | None:
+    """The driver's exception peewee wrapped (peewee passes it as the first argument)."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, BaseException) else exc.__context__
+
+
+def _sqlstate(exc: pw.PeeweeException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error (psycopg 3: ``sqlstate``, psycopg2: ``pgcode``)."""
+    driver = _driver_error(exc)
+    state = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _constraint_name(exc: pw.IntegrityError) -> str | None:
+    """The uniqueness rule an integrity error names (None: not a uniqueness rule of ours)."""
+    index = getattr(getattr(_driver_error(exc), "diag", None), "constraint_name", None)
+    if isinstance(index, str):  # PostgreSQL: the index or constraint, exactly
+        for _, name, rule in _CONSTRAINTS:
+            if index == name or (name == "_pkey" and index.endswith(name)):
+                return rule
+        return None
+    error = str(exc)
     if "unique" in error.lower():
-        for markers, name in _CONSTRAINTS:
-            if any(marker in error for marker in markers):
-                return name
+        for column, name, rule in _CONSTRAINTS:
+            if column in error or name in error:
+                return rule
     return None
 
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Turn peewee's errors into the store's (the driver's error stays as ``__cause__``)."""
+    """Turn peewee's errors into the store's (the driver's error stays as ``__cause__``):
+    ConstraintViolation for a uniqueness rule, ConcurrentUpdate when PostgreSQL gave the
+    transaction up (serialization failure, deadlock), StoreError for everything else."""
     try:
         yield
     except pw.IntegrityError as exc:
-        name = _constraint_name(str(exc))
+        name = _constraint_name(exc)
         if name is None:
             raise StoreError(f"IntegrityError: {exc}") from exc
         raise ConstraintViolation(name) from exc
     except pw.PeeweeException as exc:
+        if _sqlstate(exc) in _RETRY_STATES:
+            raise ConcurrentUpdate(f"the database gave the transaction up: {exc}") from exc
         raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -132,6 +163,7 @@ class Tables:
     customers: Any
     accounts: Any
     logins: Any
+    sessions: Any
     codes: Any
     outbox: Any
 
@@ -193,6 +225,7 @@ def build_tables(db: pw.Database) -> Tables:
         customer_id = pw.TextField(primary_key=True)
         phone = pw.TextField()
         licenses = pw.IntegerField()
+        require_two_factor = pw.BooleanField(default=False)
 
         class Meta:
             table_name = "customers"
@@ -219,9 +252,22 @@ def build_tables(db: pw.Database) -> Tables:
         ready_at = InstantField()
         account = pw.TextField(null=True)
         created_at = InstantField()
+        failed_sign_ins = pw.IntegerField(default=0)
+        locked_until = InstantField(null=True)
+        lockouts = pw.IntegerField(default=0)
 
         class Meta:
             table_name = "logins"
+
+    class Session(Base):
+        id = pw.TextField(primary_key=True)
+        login_id = pw.TextField()
+        digest = pw.TextField()  # SHA-256 of the token
+        created_at = InstantField()
+        expires_at = InstantField()
+
+        class Meta:
+            table_name = "sessions"
 
     class Code(Base):
         id = pw.TextField(primary_key=True)
@@ -266,7 +312,10 @@ def build_tables(db: pw.Database) -> Tables:
             Login.customer_id, unique=True, where=pw.SQL("role = 'admin'"), name="logins_one_admin"
         )
     )
+    Session.add_index(Session.index(Session.login_id, name="sessions_login_id"))
+    Session.add_index(Session.index(Session.digest, unique=True, name="sessions_digest_unique"))
     Code.add_index(Code.index(Code.flow_id, Code.purpose, name="codes_flow_id_purpose"))
+    Code.add_index(Code.index(Code.email_key, name="codes_email_key"))
     Outbox.add_index(Outbox.index(Outbox.status, Outbox.next_attempt_at, name="outbox_status_due"))
     return Tables(
         flows=Flow,
@@ -275,6 +324,7 @@ def build_tables(db: pw.Database) -> Tables:
         customers=Customer,
         accounts=Account,
         logins=Login,
+        sessions=Session,
         codes=Code,
         outbox=Outbox,
     )

@@ -6,16 +6,23 @@ import tomllib
 from importlib import resources
 
 from regflow.library import FlowLibrary
+from regflow.machines.admin import admin
+from regflow.machines.code_steps import code_steps
 from regflow.machines.common import common
+from regflow.machines.password_reset import password_reset
 from regflow.machines.registration import registration
+from regflow.machines.sign_in import sign_in
 from regflow.registry import Registry
 
-BUILTIN_FLOWS = ("registration",)
+BUILTIN_FLOWS = (
+    "registration", "sign_in", "password_reset",
+    "unlink_login", "delete_login", "transfer_admin", "require_two_factor", "set_two_factor",
+)
 
 
 def builtin_registry() -> Registry:
     """Guards, actions and validators of every built-in flow."""
-    return common | registration
+    return common | code_steps | registration | sign_in | password_reset | admin
 
 
 def builtin_library(registry: Registry | None = None) -> FlowLibrary:

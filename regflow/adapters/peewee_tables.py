@@ -1,0 +1,329 @@
+"""The PeeweeStore's table views: the ports' tables as queries on one store's models.
+
+Every method refuses use outside a transaction and translates driver errors. Row locks
+(``FOR UPDATE``, ``SKIP LOCKED`` for the outbox) are taken only where the database has them
+(PostgreSQL); on SQLite the transaction's ``BEGIN IMMEDIATE`` already holds the write lock.
+Writes a uniqueness rule may refuse run in a savepoint, so the transaction stays usable after
+a ConstraintViolation (PostgreSQL aborts the whole transaction on a failed statement otherwise).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import peewee as pw
+
+from regflow import ports
+from regflow.adapters.peewee_models import (
+    Tables,
+    flow_of,
+    flow_values,
+    record_of,
+    translated,
+    values_of,
+)
+from regflow.exceptions import StoreError
+from regflow.records import (
+    Code,
+    Customer,
+    FlowRecord,
+    IdempotencyRecord,
+    JournalEntry,
+    Login,
+    OutboxMail,
+    Session,
+)
+
+_T = TypeVar("_T", bound="_Table")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(method: Callable[Concatenate[_T, _P], _R]) -> Callable[Concatenate[_T, _P], _R]:
+    """Refuse use outside a transaction and translate driver errors."""
+
+    @functools.wraps(method)
+    def run(self: _T, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not self._db.in_transaction():
+            raise StoreError("store tables are usable only inside store.transaction()")
+        with translated():
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+class _Table:
+    """Base of the table views: the database, the store's models and the row-lock helper."""
+
+    def __init__(self, db: pw.Database, tables: Tables) -> None:
+        self._db = db
+        self._t = tables
+        self._row_locks = bool(getattr(db, "for_update", False))  # PostgreSQL: True
+
+    def _locked(self, query: Any, *, skip_locked: bool = False) -> Any:
+        """``query … FOR UPDATE [SKIP LOCKED]`` where the database has row locks."""
+        return query.for_update(skip_locked=skip_locked) if self._row_locks else query
+
+    def _one(self, query: Any, *, lock: bool = False) -> Any:
+        """The query's first row or None, locked for the transaction when ``lock``."""
+        return (self._locked(query) if lock else query).first()
+
+
+class Flows(_Table):
+    @_guarded
+    def load(self, flow_id: str) -> FlowRecord | None:
+        model = self._t.flows
+        row = self._one(model.select().where(model.id == flow_id), lock=True)
+        return None if row is None else flow_of(row)
+
+    @_guarded
+    def insert(self, flow: FlowRecord) -> None:
+        with self._db.atomic():  # a savepoint: a refused id leaves the transaction usable
+            self._t.flows.insert(id=flow.id, rev=flow.rev, **flow_values(flow)).execute()
+
+    @_guarded
+    def update(self, flow: FlowRecord, expected_rev: int) -> bool:
+        model = self._t.flows
+        query = model.update(rev=expected_rev + 1, **flow_values(flow))
+        if query.where((model.id == flow.id) & (model.rev == expected_rev)).execute() != 1:
+            return False
+        flow.rev = expected_rev + 1
+        return True
+
+    @_guarded
+    def journal(self, entry: JournalEntry) -> None:
+        self._t.journal.insert(**values_of(entry)).execute()
+
+    @_guarded
+    def history(self, flow_id: str) -> list[JournalEntry]:
+        model = self._t.journal
+        rows = model.select().where(model.flow_id == flow_id).order_by(model.id)
+        return [record_of(JournalEntry, row) for row in rows]
+
+    @_guarded
+    def idempotent(self, flow_id: str, key: str) -> IdempotencyRecord | None:
+        model = self._t.idempotency
+        row = model.get_or_none((model.flow_id == flow_id) & (model.key == key))
+        return None if row is None else record_of(IdempotencyRecord, row)
+
+    @_guarded
+    def remember(self, record: IdempotencyRecord) -> None:
+        with self._db.atomic():  # a savepoint: a refused key leaves the transaction usable
+            self._t.idempotency.insert(**values_of(record)).execute()
+
+
+class Contracts(_Table):
+    def _seats(self, customer_id: str | None) -> dict[str, list[str]]:
+        """Seats in their given order by customer: one customer's, or everyone's (None)."""
+        model = self._t.accounts
+        query = model.select(model.customer, model.account)
+        if customer_id is not None:
+            query = query.where(model.customer == customer_id)
+        seats: dict[str, list[str]] = {}
+        for owner, account in query.order_by(model.customer, model.position).tuples():
+            seats.setdefault(str(owner), []).append(str(account))
+        return seats
+
+    def _customer(self, row: Any, seats: list[str]) -> Customer:
+        return Customer(row.customer_id, row.phone, row.licenses, seats, row.require_two_factor)
+
+    @_guarded
+    def customer(self, customer_id: str) -> Customer | None:
+        model = self._t.customers
+        row = model.get_or_none(model.customer_id == customer_id)
+        if row is None:
+            return None
+        return self._customer(row, self._seats(customer_id).get(customer_id, []))
+
+    @_guarded
+    def customer_of_account(self, account: str) -> Customer | None:
+        model = self._t.accounts
+        owner = model.select(model.customer).where(model.account == account).scalar()
+        return None if owner is None else self.customer(str(owner))
+
+    @_guarded
+    def put_customer(self, customer: Customer) -> None:
+        customers, accounts = self._t.customers, self._t.accounts
+        key = customer.customer_id
+        values = values_of(customer, "customer_id", "accounts")
+        seats = enumerate(customer.accounts)
+        rows = [{"account": a, "customer": key, "position": i} for i, a in seats]
+        with self._db.atomic():  # a savepoint: a refused seat leaves nothing half-written
+            if not customers.update(**values).where(customers.customer_id == key).execute():
+                customers.insert(customer_id=key, **values).execute()
+            accounts.delete().where(accounts.customer == key).execute()
+            if rows:
+                accounts.insert_many(rows).execute()
+
+    @_guarded
+    def lock(self, customer_id: str) -> None:
+        """A transaction-scoped advisory lock on the customer number on PostgreSQL (it works
+        whether or not the contract is in this database's table, e.g. with a contract directory
+        of the user's); nothing on SQLite, where BEGIN IMMEDIATE already serialises writers."""
+        if self._row_locks:
+            run: Any = self._db.execute_sql  # peewee is untyped
+            run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"regflow.customer:{customer_id}",))
+
+    @_guarded
+    def customers(self) -> list[Customer]:
+        seats = self._seats(None)
+        rows = self._t.customers.select().order_by(self._t.customers.customer_id)
+        return [self._customer(row, seats.get(row.customer_id, [])) for row in rows]
+
+    @_guarded
+    def set_require_two_factor(self, customer_id: str, required: bool) -> None:
+        model = self._t.customers
+        query = model.update(require_two_factor=required).where(model.customer_id == customer_id)
+        if not query.execute():
+            raise StoreError(f"no customer {customer_id!r} to update")
+
+
+class Logins(_Table):
+    def _find(self, condition: Any, *, lock: bool = False) -> Login | None:
+        row = self._one(self._t.logins.select().where(condition), lock=lock)
+        return None if row is None else record_of(Login, row)
+
+    @_guarded
+    def by_email(self, email_key: str, *, lock: bool = False) -> Login | None:
+        return self._find(self._t.logins.email_key == email_key, lock=lock)
+
+    @_guarded
+    def get(self, login_id: str, *, lock: bool = False) -> Login | None:
+        return self._find(self._t.logins.id == login_id, lock=lock)
+
+    @_guarded
+    def by_account(self, account: str) -> Login | None:
+        return self._find(self._t.logins.account == account)
+
+    @_guarded
+    def of_customer(self, customer_id: str) -> list[Login]:
+        model = self._t.logins
+        rows = model.select().where(model.customer_id == customer_id)
+        return [record_of(Login, row) for row in rows.order_by(model.created_at, model.id)]
+
+    @_guarded
+    def count(self, customer_id: str) -> int:
+        model = self._t.logins
+        return int(model.select().where(model.customer_id == customer_id).count())
+
+    @_guarded
+    def insert(self, login: Login) -> None:
+        with self._db.atomic():  # a savepoint: a refused login leaves the transaction usable
+            self._t.logins.insert(**values_of(login)).execute()
+
+    @_guarded
+    def update(self, login: Login) -> None:
+        model = self._t.logins
+        with self._db.atomic():  # a savepoint, as for insert
+            changed = model.update(**values_of(login, "id")).where(model.id == login.id).execute()
+        if not changed:
+            raise StoreError(f"no login {login.id!r} to update")
+
+    @_guarded
+    def delete(self, login_id: str) -> None:
+        """Delete the login, freeing its email key, seat and admin role (sessions stay)."""
+        model = self._t.logins
+        if not model.delete().where(model.id == login_id).execute():
+            raise StoreError(f"no login {login_id!r} to delete")
+
+
+class Sessions(_Table):
+    @_guarded
+    def insert(self, session: Session) -> None:
+        with self._db.atomic():  # a savepoint: a refused session leaves the transaction usable
+            self._t.sessions.insert(**values_of(session)).execute()
+
+    @_guarded
+    def by_digest(self, digest: str) -> Session | None:
+        row = self._t.sessions.get_or_none(self._t.sessions.digest == digest)
+        return None if row is None else record_of(Session, row)
+
+    @_guarded
+    def end(self, session_id: str) -> None:
+        """End the session; ending an unknown or ended one does nothing."""
+        self._t.sessions.delete().where(self._t.sessions.id == session_id).execute()
+
+    @_guarded
+    def end_of_login(self, login_id: str, *, keep: str | None = None) -> int:
+        model = self._t.sessions
+        condition = model.login_id == login_id
+        if keep is not None:
+            condition &= model.id != keep
+        return int(model.delete().where(condition).execute())
+
+
+class Codes(_Table):
+    def _of(self, flow_id: str, purpose: str) -> Any:
+        model = self._t.codes
+        return (model.flow_id == flow_id) & (model.purpose == purpose)
+
+    @_guarded
+    def latest(self, flow_id: str, purpose: str) -> Code | None:
+        """The code issued last for the flow and purpose (issue order, not the clock)."""
+        model = self._t.codes
+        row = model.select().where(self._of(flow_id, purpose)).order_by(model.seq.desc()).first()
+        return None if row is None else record_of(Code, row)
+
+    @_guarded
+    def insert(self, code: Code) -> None:
+        model = self._t.codes
+        last = model.select(pw.fn.MAX(model.seq)).where(self._of(code.flow_id, code.purpose))
+        with self._db.atomic():  # a savepoint: a refused id leaves the transaction usable
+            model.insert(seq=int(last.scalar() or 0) + 1, **values_of(code)).execute()
+
+    @_guarded
+    def update(self, code: Code) -> None:
+        """Save a code's state; its flow, purpose, address and creation stay as issued."""
+        model = self._t.codes
+        values = values_of(code, "id", "flow_id", "purpose", "email_key", "created_at")
+        if not model.update(**values).where(model.id == code.id).execute():
+            raise StoreError(f"no code {code.id!r} to update")
+
+    @_guarded
+    def void_for(self, email_key: str) -> int:
+        model = self._t.codes
+        live = (model.email_key == email_key) & model.used_at.is_null() & (model.void == False)  # noqa: E712
+        return int(model.update(void=True).where(live).execute())
+
+
+class Outbox(_Table):
+    @_guarded
+    def enqueue(self, mail: OutboxMail) -> None:
+        with self._db.atomic():  # a savepoint: a refused id leaves the transaction usable
+            self._t.outbox.insert(**values_of(mail)).execute()
+
+    @_guarded
+    def due(self, now: datetime, limit: int) -> list[OutboxMail]:
+        """Queued mail due at ``now``, oldest first; rows other transactions lock are skipped."""
+        model = self._t.outbox
+        waited = model.next_attempt_at.is_null() | (model.next_attempt_at <= now)
+        rows = model.select().where((model.status == "queued") & waited)
+        rows = self._locked(rows.order_by(model.created_at, model.id).limit(limit), skip_locked=True)
+        return [record_of(OutboxMail, row, message=bytes(row.message)) for row in rows]
+
+    @_guarded
+    def update(self, mail: OutboxMail) -> None:
+        model = self._t.outbox
+        if not model.update(**values_of(mail, "id")).where(model.id == mail.id).execute():
+            raise StoreError(f"no mail {mail.id!r} to update")
+
+    @_guarded
+    def get(self, mail_id: str) -> OutboxMail | None:
+        model = self._t.outbox
+        row = self._one(model.select().where(model.id == mail_id), lock=True)
+        return None if row is None else record_of(OutboxMail, row, message=bytes(row.message))
+
+
+class Transaction:
+    """The table views handed out by ``PeeweeStore.transaction()``."""
+
+    def __init__(self, db: pw.Database, tables: Tables) -> None:
+        self.flows: ports.FlowTable = Flows(db, tables)
+        self.contracts: ports.ContractTable = Contracts(db, tables)
+        self.logins: ports.LoginTable = Logins(db, tables)
+        self.sessions: ports.SessionTable = Sessions(db, tables)
+        self.codes: ports.CodeTable = Codes(db, tables)
+        self.outbox: ports.OutboxTable = Outbox(db, tables)

@@ -1,0 +1,111 @@
+"""Guards and actions of the administration flows (SPEC 2.4). The engine has already checked
+the session: the actor is the customer's admin (or, for ``set_two_factor``, any signed-in
+login) and the ``target`` login belongs to the same customer. Every step is journaled with
+the actor's login id."""
+
+from __future__ import annotations
+
+from regflow.context import FlowContext
+from regflow.records import Login
+from regflow.registry import Registry
+
+admin = Registry()
+
+
+def _target(ctx: FlowContext, *, lock: bool = False) -> Login | None:
+    return ctx.tx.logins.get(str(ctx.data["target"]), lock=lock)
+
+
+def _actor(ctx: FlowContext) -> Login:
+    assert ctx.actor_login is not None  # the engine sets it for every flow with ``auth``
+    return ctx.actor_login
+
+
+def _cut_off(ctx: FlowContext, login: Login) -> None:
+    """A login losing its seat or its life: its sessions and pending codes die at once."""
+    ctx.tx.sessions.end_of_login(login.id)
+    ctx.tx.codes.void_for(login.email_key)
+
+
+@admin.action
+def describe_target(ctx: FlowContext) -> None:
+    """Name the target on the confirm screen."""
+    target = _target(ctx)
+    if target is not None:
+        ctx.data.update(target_name=target.display_name, target_email=target.email,
+                        target_account=target.account or "—")
+
+
+@admin.guard
+def target_is_actor(ctx: FlowContext) -> bool:
+    """The admin is acting on its own login (not allowed: transfer the role first)."""
+    return str(ctx.data["target"]) == _actor(ctx).id
+
+
+@admin.guard
+def target_exists(ctx: FlowContext) -> bool:
+    """The target login still exists."""
+    return _target(ctx) is not None
+
+
+@admin.guard
+def target_ready(ctx: FlowContext) -> bool:
+    """The target login's provisioning is over."""
+    target = _target(ctx)
+    return target is not None and target.ready_at <= ctx.now
+
+
+@admin.action
+def unlink_target(ctx: FlowContext) -> None:
+    """Unlink the target from its seat; its sessions and codes end."""
+    target = _target(ctx, lock=True)
+    assert target is not None
+    target.account = None
+    ctx.tx.logins.update(target)
+    _cut_off(ctx, target)
+
+
+@admin.action
+def delete_target(ctx: FlowContext) -> None:
+    """Delete the target login: its seat is free again; its sessions and codes end."""
+    target = _target(ctx, lock=True)
+    assert target is not None
+    _cut_off(ctx, target)
+    ctx.tx.logins.delete(target.id)
+
+
+@admin.action
+def transfer_admin_role(ctx: FlowContext) -> None:
+    """Make the target the customer's admin and the actor a member, atomically (I4)."""
+    me = _actor(ctx)
+    ctx.tx.contracts.lock(me.customer_id)
+    current = ctx.tx.logins.get(me.id, lock=True)
+    target = _target(ctx, lock=True)
+    assert current is not None
+    assert target is not None
+    current.role = "member"
+    ctx.tx.logins.update(current)  # demote first: the store allows one admin per customer
+    target.role = "admin"
+    ctx.tx.logins.update(target)
+
+
+@admin.guard
+def still_admin(ctx: FlowContext) -> bool:
+    """The actor is still the admin (a transfer racing this flow may have demoted it)."""
+    current = ctx.tx.logins.get(_actor(ctx).id, lock=True)
+    return current is not None and current.role == "admin"
+
+
+@admin.action
+def set_customer_two_factor(ctx: FlowContext) -> None:
+    """The customer's policy: every login signs in with a second factor (or not)."""
+    ctx.tx.contracts.set_require_two_factor(_actor(ctx).customer_id, bool(ctx.input["enabled"]))
+
+
+@admin.action
+def set_own_two_factor(ctx: FlowContext) -> None:
+    """The signed-in login's own second factor, on or off."""
+    me = ctx.tx.logins.get(_actor(ctx).id, lock=True)
+    assert me is not None
+    me.two_factor = bool(ctx.input["enabled"])
+    ctx.tx.logins.update(me)

@@ -1,0 +1,196 @@
+"""Guards and actions of sign-in (SPEC 2.1 steps 1, 6, 7 and 2.2) and the hand-overs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from regflow import sessions
+from regflow.context import FlowContext
+from regflow.machines.code_steps import address_key, issue_and_count
+from regflow.records import Login
+from regflow.registry import Registry
+
+sign_in = Registry()
+_DUMMY_PASSWORD = "regflow-dummy-password"  # hashed once per hasher for unknown addresses
+_dummy_hashes: dict[int, str] = {}
+
+
+def _local(ctx: FlowContext, instant: datetime, fmt: str = "%H:%M") -> str:
+    return instant.astimezone(ZoneInfo(ctx.services.timezone)).strftime(fmt)
+
+
+def _typed_login(ctx: FlowContext) -> Login | None:
+    """The login of the typed address, locked so its failure counter is exact."""
+    if "typed_login" not in ctx.scratch:
+        ctx.scratch["typed_login"] = ctx.tx.logins.by_email(address_key(ctx), lock=True)
+    found = ctx.scratch["typed_login"]
+    return found if isinstance(found, Login) else None
+
+
+def _login(ctx: FlowContext) -> Login | None:
+    """The login this flow is signing in (after the password was right)."""
+    login_id = ctx.data.get("_login_id")
+    return ctx.tx.logins.get(str(login_id)) if login_id else None
+
+
+# ---- credentials -----------------------------------------------------------------------------
+
+@sign_in.guard
+def before_enforcement(ctx: FlowContext) -> bool:
+    """Before the enforcement date, the legacy way in still exists."""
+    return ctx.now < datetime.fromisoformat(str(ctx.setting("enforcement")))
+
+
+@sign_in.guard
+def login_locked(ctx: FlowContext) -> bool:
+    """The typed address's login is locked out after too many wrong passwords."""
+    login = _typed_login(ctx)
+    if login is None or login.locked_until is None or login.locked_until <= ctx.now:
+        return False
+    ctx.params["seconds"] = int((login.locked_until - ctx.now).total_seconds() + 0.999)
+    ctx.params["until_local"] = _local(ctx, login.locked_until, "%H:%M:%S")
+    return True
+
+
+@sign_in.guard
+def password_matches(ctx: FlowContext) -> bool:
+    """The password is the login's; an unknown address costs the same hash (no enumeration)."""
+    hasher = ctx.services.hasher
+    login = _typed_login(ctx)
+    if login is None:
+        dummy = _dummy_hashes.get(id(hasher))
+        if dummy is None:
+            dummy = _dummy_hashes[id(hasher)] = hasher.hash(_DUMMY_PASSWORD)
+        hasher.verify(dummy, str(ctx.input["password"]))
+        return False
+    return hasher.verify(login.password_hash, str(ctx.input["password"]))
+
+
+@sign_in.action
+def count_failed_sign_in(ctx: FlowContext) -> None:
+    """Count a wrong password; the 10th in a row locks the login (1 min, doubling, at most 1 h)."""
+    login = _typed_login(ctx)
+    if login is None:
+        return
+    login.failed_sign_ins += 1
+    if login.failed_sign_ins >= int(ctx.setting("lockout_after")):
+        first, longest = ctx.seconds("lockout_first"), ctx.seconds("lockout_max")
+        login.locked_until = ctx.now + timedelta(seconds=min(longest, first * 2 ** login.lockouts))
+        login.lockouts += 1
+        login.failed_sign_ins = 0
+    ctx.tx.logins.update(login)
+
+
+@sign_in.action
+def remember_login(ctx: FlowContext) -> None:
+    """The password was right: remember whose login this is, and clear its failure count."""
+    login = _typed_login(ctx)
+    assert login is not None  # only after password_matches
+    login.failed_sign_ins, login.lockouts, login.locked_until = 0, 0, None
+    ctx.tx.logins.update(login)
+    ctx.data["_login_id"] = login.id
+    ctx.data["email"] = login.email
+    ctx.data["_email_key"] = login.email_key
+
+
+@sign_in.guard
+def login_ready(ctx: FlowContext) -> bool:
+    """The login's provisioning is over (``ready_at`` has come)."""
+    login = _typed_login(ctx)
+    if login is None:
+        return False
+    ctx.params["ready_at_local"] = _local(ctx, login.ready_at)
+    return login.ready_at <= ctx.now
+
+
+@sign_in.guard
+def seat_of_own_customer(ctx: FlowContext) -> bool:
+    """The seat in use belongs to the login's customer."""
+    login = _typed_login(ctx)
+    customer = ctx.services.contracts.of_account(str(ctx.data["account"]))
+    return login is not None and customer is not None and customer.customer_id == login.customer_id
+
+
+@sign_in.guard
+def linked_elsewhere(ctx: FlowContext) -> bool:
+    """The login is linked to another seat than the one in use."""
+    login = _typed_login(ctx)
+    return login is not None and login.account not in (None, ctx.data["account"])
+
+
+@sign_in.guard
+def needs_second_factor(ctx: FlowContext) -> bool:
+    """The login, or its customer's policy, asks for a code at every sign-in."""
+    login = _typed_login(ctx) or _login(ctx)
+    if login is None:
+        return False
+    customer = ctx.services.contracts.find(login.customer_id)
+    return login.two_factor or (customer is not None and customer.require_two_factor)
+
+
+@sign_in.guard
+def needs_link(ctx: FlowContext) -> bool:
+    """First sign-in with this login: it is not linked to a seat yet."""
+    login = _typed_login(ctx) or _login(ctx)
+    return login is not None and login.account is None
+
+
+@sign_in.action
+def send_sign_in_code(ctx: FlowContext) -> None:
+    """Mail a second-factor code (the previous one dies)."""
+    code = issue_and_count(ctx)
+    address = str(ctx.data["email"])
+    ctx.mail("sign_in_code", address, code=code, email=address,
+             minutes=ctx.seconds("code_ttl") // 60)
+
+
+@sign_in.action
+def open_session(ctx: FlowContext) -> None:
+    """Signed in: a new session for the login; the token is in this answer's snapshot."""
+    login = _login(ctx)
+    assert login is not None
+    sessions.open_session(ctx, login)
+
+
+@sign_in.action
+def forget_login(ctx: FlowContext) -> None:
+    """Back to the credentials screen: nothing of the last attempt is kept."""
+    for key in ("_login_id", "email", "_email_key"):
+        ctx.data.pop(key, None)
+
+
+@sign_in.action
+def continue_with_registration(ctx: FlowContext) -> None:
+    """Hand over to a registration for the same seat."""
+    ctx.continue_with = ("registration", {"account": str(ctx.data["account"])})
+
+
+@sign_in.action
+def continue_with_password_reset(ctx: FlowContext) -> None:
+    """Hand over to a password reset."""
+    ctx.continue_with = ("password_reset", {})
+
+
+# ---- second factor and link prompt -----------------------------------------------------------
+
+@sign_in.guard
+def login_exists(ctx: FlowContext) -> bool:
+    """The login being signed in still exists (an admin may have deleted it meanwhile)."""
+    return _login(ctx) is not None
+
+
+@sign_in.guard
+def account_taken(ctx: FlowContext) -> bool:
+    """The seat in use is already linked to another login (I2)."""
+    holder = ctx.tx.logins.by_account(str(ctx.data["account"]))
+    return holder is not None and holder.id != ctx.data.get("_login_id")
+
+
+@sign_in.action
+def link_account(ctx: FlowContext) -> None:
+    """Link the login to the seat in use (I2; the store's unique account is the last guard)."""
+    login = _login(ctx)
+    assert login is not None
+    login.account = str(ctx.data["account"])
+    ctx.tx.logins.update(login)
