@@ -158,8 +158,8 @@ def main() -> None:
 def run(flow: str, account: str | None, flow_id: str | None, lang: str, poll: float | None,
         db: str, mail: str, hasher: str) -> None:
     """Run FLOW in the terminal: the same screens as prompts."""
-    if (account is None) == (flow_id is None):
-        raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID")
+    if account is not None and flow_id is not None:
+        raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID, not both")
     with open_engine(db, mail, hasher) as engine:
         front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll)
         if flow_id is not None:
@@ -168,7 +168,7 @@ def run(flow: str, account: str | None, flow_id: str | None, lang: str, poll: fl
                 raise CommandFailed("flow_mismatch", f"flow {flow_id} is a {found} flow, not {flow}")
             snapshot = front.resume(flow_id)
         else:
-            snapshot = front.run(flow, {"account": account})
+            snapshot = front.run(flow, {"account": account} if account is not None else {})
     if snapshot is None:
         sys.exit(2)
 
