@@ -12,8 +12,10 @@ from regflow.registry import Registry
 admin = Registry()
 
 
-def _target(ctx: FlowContext, *, lock: bool = False) -> Login | None:
-    return ctx.tx.logins.get(str(ctx.data["target"]), lock=lock)
+def _target(ctx: FlowContext) -> Login | None:
+    """The target login, locked: guards and actions see the same row, and no admin step of
+    another flow can change it in between (a full-row update would otherwise undo theirs)."""
+    return ctx.tx.logins.get(str(ctx.data["target"]), lock=True)
 
 
 def _actor(ctx: FlowContext) -> Login:
@@ -58,7 +60,7 @@ def target_ready(ctx: FlowContext) -> bool:
 @admin.action
 def unlink_target(ctx: FlowContext) -> None:
     """Unlink the target from its seat; its sessions and codes end."""
-    target = _target(ctx, lock=True)
+    target = _target(ctx)
     assert target is not None
     target.account = None
     ctx.tx.logins.update(target)
@@ -68,7 +70,7 @@ def unlink_target(ctx: FlowContext) -> None:
 @admin.action
 def delete_target(ctx: FlowContext) -> None:
     """Delete the target login: its seat is free again; its sessions and codes end."""
-    target = _target(ctx, lock=True)
+    target = _target(ctx)
     assert target is not None
     _cut_off(ctx, target)
     ctx.tx.logins.delete(target.id)
@@ -80,7 +82,7 @@ def transfer_admin_role(ctx: FlowContext) -> None:
     me = _actor(ctx)
     ctx.tx.contracts.lock(me.customer_id)
     current = ctx.tx.logins.get(me.id, lock=True)
-    target = _target(ctx, lock=True)
+    target = _target(ctx)
     assert current is not None
     assert target is not None
     current.role = "member"

@@ -29,9 +29,10 @@ def _typed_login(ctx: FlowContext) -> Login | None:
 
 
 def _login(ctx: FlowContext) -> Login | None:
-    """The login this flow is signing in (after the password was right)."""
+    """The login this flow is signing in (after the password was right), locked: it is
+    written back whole, so nobody may change it between this read and that write."""
     login_id = ctx.data.get("_login_id")
-    return ctx.tx.logins.get(str(login_id)) if login_id else None
+    return ctx.tx.logins.get(str(login_id), lock=True) if login_id else None
 
 
 # ---- credentials -----------------------------------------------------------------------------
