@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee  # noqa: F401 - loaded (with its C driver, psycopg) before any test freezes time
 import pytest
 from flows import EngineFactory
 from freezegun import freeze_time
