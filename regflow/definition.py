@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ class FlowDefinition:
     texts: dict[str, dict[str, str]] = attrs.field(factory=dict)
     description: str = ""
     auth: str = "none"  # none | session (a signed-in login) | admin (the customer's admin)
+    choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict)  # allowed setting values
 
     def seconds(self, duration: str) -> int:
         """A duration of this definition in seconds, with ``@name`` read from the settings."""
@@ -156,10 +158,15 @@ class FlowDefinition:
         return parse_duration(duration)
 
     def with_settings(self, overrides: Mapping[str, Setting]) -> FlowDefinition:
-        """The same definition with some settings replaced (e.g. ``existing_email``)."""
-        unknown = sorted(set(overrides) - set(self.settings))
-        if unknown:
-            raise DefinitionError([f"{self.name}.settings: unknown setting {k!r}" for k in unknown])
+        """The same definition with some settings replaced (e.g. ``existing_email``); each new
+        value must have the shape of the default (see ``setting_faults``)."""
+        faults = [f"{self.name}.settings: unknown setting {k!r}"
+                  for k in sorted(set(overrides) - set(self.settings))]
+        for key, value in overrides.items():
+            if key in self.settings:
+                faults += setting_faults(self, key, value, f"{self.name}.settings.{key}")
+        if faults:
+            raise DefinitionError(faults)
         return attrs.evolve(self, settings={**self.settings, **overrides})
 
 
@@ -178,6 +185,47 @@ def parse_duration(text: str | int) -> int:
         raise ValueError(f"not a duration: {text!r} (use e.g. '30m', '60s', '1h')")
     unit = (match.group(2) or "s")[0]
     return int(match.group(1)) * _UNIT[unit]
+
+
+def _is_duration(value: object) -> bool:
+    try:
+        parse_duration(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _is_instant(value: object) -> bool:
+    """An ISO 8601 date-time with its UTC offset (an instant, not a wall-clock time)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def setting_faults(defn: FlowDefinition, key: str, value: object, where: str) -> list[str]:
+    """A setting's value must keep the shape of its default: the same type, a duration stays a
+    duration, an instant stays an instant with its offset, a choice stays one of its choices."""
+    default = defn.settings[key]
+    if key in defn.choices:
+        if value not in defn.choices[key]:
+            return [f"{where}: one of {', '.join(defn.choices[key])}, not {value!r}"]
+        return []
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+        return [] if ok else [f"{where}: expected a boolean like the default {default!r}"]
+    if isinstance(default, int | float):
+        ok = isinstance(value, int | float)
+        return [] if ok else [f"{where}: expected a number like the default {default!r}"]
+    if isinstance(default, str) and _is_duration(default):
+        return [] if isinstance(value, str) and _is_duration(value) else [
+            f"{where}: expected a duration such as '30m' or '60s', not {value!r}"]
+    if _is_instant(default):
+        return [] if _is_instant(value) else [
+            f"{where}: expected a date-time with its offset, e.g. '2026-02-02T00:00:00+09:00'"]
+    return [] if isinstance(value, str) else [f"{where}: expected text, not {value!r}"]
 
 
 def format_duration(seconds: int) -> str:
@@ -324,8 +372,12 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
         faults.append(f"{root}.initial: unknown state {defn.initial!r}")
     if defn.auth not in ("none", "session", "admin"):
         faults.append(f"{root}.auth: 'none', 'session' or 'admin', not {defn.auth!r}")
-    for key in ("expiry",):
-        faults += _duration_fault(defn, defn.expiry, f"{root}.{key}")
+    faults += _duration_fault(defn, defn.expiry, f"{root}.expiry")
+    for key, allowed in defn.choices.items():
+        if key not in defn.settings:
+            faults.append(f"{root}.choices.{key}: unknown setting {key!r}")
+        elif defn.settings[key] not in allowed:
+            faults.append(f"{root}.settings.{key}: one of {', '.join(allowed)}")
     for name, f in defn.fields.items():
         if f.type not in FIELD_TYPES:
             faults.append(f"{root}.fields.{name}.type: unknown field type {f.type!r}")

@@ -7,6 +7,7 @@
     ├── EventNotAllowed          the state does not take that event      (HTTP 409, ``allowed``)
     ├── IdempotencyConflict      same Idempotency-Key, other payload     (HTTP 422)
     ├── Forbidden                no admin session of the same customer   (HTTP 403)
+    │   └── NotSignedIn          no live session at all                  (HTTP 401)
     ├── InvalidContext           start() got a context the flow cannot use (HTTP 422)
     ├── ConcurrentUpdate         the flow changed under us; retried, then raised
     ├── TransientError           an adapter failed in a way worth retrying
@@ -74,6 +75,12 @@ class Forbidden(RegflowError):
     """The caller has no admin session of the customer it acts on."""
 
     message_id = "forbidden"
+
+
+class NotSignedIn(Forbidden):
+    """No session, or one that ended or expired: sign in first."""
+
+    message_id = "not_signed_in"
 
 
 class ConcurrentUpdate(RegflowError):

@@ -13,7 +13,7 @@ import hmac
 from datetime import datetime, timedelta
 
 from regflow.context import FlowContext, new_id
-from regflow.exceptions import Forbidden
+from regflow.exceptions import Forbidden, NotSignedIn
 from regflow.ports import Transaction
 from regflow.records import Login, Session
 
@@ -55,10 +55,11 @@ def resolve(tx: Transaction, token: str | None, now: datetime) -> tuple[Session,
 
 
 def require(tx: Transaction, token: str | None, now: datetime, *, admin: bool) -> Login:
-    """The login of a live session (an admin's when ``admin``), or Forbidden."""
+    """The login of a live session (an admin's when ``admin``); NotSignedIn without one,
+    Forbidden when it is not the admin."""
     found = resolve(tx, token, now)
     if found is None:
-        raise Forbidden("a signed-in session is needed")
+        raise NotSignedIn("a signed-in session is needed")
     login = found[1]
     if admin and login.role != "admin":
         raise Forbidden("only the customer's admin may do this")

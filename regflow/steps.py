@@ -76,7 +76,7 @@ def apply_event(compiled: CompiledFlow, ctx: FlowContext, data: dict[str, Any]) 
     state = compiled.definition.states[flow.state]
     screen = state.screen or ScreenDef()
     validates = next((a.validates for a in screen.actions if a.event == ctx.event), False)
-    ctx.raw = data
+    ctx.raw = {name: data[name] for name in screen.fields if name in data}  # nothing else gets in
     if validates:
         keep_form(compiled, flow, screen, data)
         ctx.input = validate(compiled, ctx, screen, data)

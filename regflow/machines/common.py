@@ -52,6 +52,7 @@ def display_name(ctx: FlowContext, value: Any) -> str:
 @common.validator
 def password_policy(ctx: FlowContext, value: Any) -> str:
     """SPEC 2.1.4: length, classes, blocklist, no e-mail local part or customer number."""
+    # The customer number typed on this screen (registration), else the login's (reset).
     customer_id = ctx.raw.get("customer_id", ctx.data.get("_customer_id"))
     try:
         customer_id = normalize_customer_id(customer_id) if isinstance(customer_id, str) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,8 +13,7 @@ from regflow.records import Login
 from regflow.registry import Registry
 
 sign_in = Registry()
-_DUMMY_PASSWORD = "regflow-dummy-password"  # hashed once per hasher for unknown addresses
-_dummy_hashes: dict[int, str] = {}
+_DUMMY_PASSWORD = "regflow-dummy-password"  # hashed once per engine for unknown addresses
 
 
 def _local(ctx: FlowContext, instant: datetime, fmt: str = "%H:%M") -> str:
@@ -60,10 +60,9 @@ def password_matches(ctx: FlowContext) -> bool:
     hasher = ctx.services.hasher
     login = _typed_login(ctx)
     if login is None:
-        dummy = _dummy_hashes.get(id(hasher))
-        if dummy is None:
-            dummy = _dummy_hashes[id(hasher)] = hasher.hash(_DUMMY_PASSWORD)
-        hasher.verify(dummy, str(ctx.input["password"]))
+        if ctx.services.dummy_hash is None:
+            ctx.services.dummy_hash = hasher.hash(_DUMMY_PASSWORD)
+        hasher.verify(ctx.services.dummy_hash, str(ctx.input["password"]))
         return False
     return hasher.verify(login.password_hash, str(ctx.input["password"]))
 
@@ -83,14 +82,29 @@ def count_failed_sign_in(ctx: FlowContext) -> None:
     ctx.tx.logins.update(login)
 
 
+def _password_mark(login: Login) -> str:
+    """What the flow keeps to notice a password changed meanwhile (never the hash itself)."""
+    return hashlib.sha256(login.password_hash.encode()).hexdigest()
+
+
 @sign_in.action
-def remember_login(ctx: FlowContext) -> None:
-    """The password was right: remember whose login this is, and clear its failure count."""
+def clear_failed_sign_ins(ctx: FlowContext) -> None:
+    """The password was right: the run of failures (and of lockouts) is over."""
     login = _typed_login(ctx)
     assert login is not None  # only after password_matches
-    login.failed_sign_ins, login.lockouts, login.locked_until = 0, 0, None
-    ctx.tx.logins.update(login)
+    if login.failed_sign_ins or login.lockouts or login.locked_until is not None:
+        login.failed_sign_ins, login.lockouts, login.locked_until = 0, 0, None
+        ctx.tx.logins.update(login)
+
+
+@sign_in.action
+def remember_login(ctx: FlowContext) -> None:
+    """The password was right: remember whose login this is, as of which password."""
+    clear_failed_sign_ins(ctx)
+    login = _typed_login(ctx)
+    assert login is not None
     ctx.data["_login_id"] = login.id
+    ctx.data["_password_mark"] = _password_mark(login)
     ctx.data["email"] = login.email
     ctx.data["_email_key"] = login.email_key
 
@@ -157,7 +171,7 @@ def open_session(ctx: FlowContext) -> None:
 @sign_in.action
 def forget_login(ctx: FlowContext) -> None:
     """Back to the credentials screen: nothing of the last attempt is kept."""
-    for key in ("_login_id", "email", "_email_key"):
+    for key in ("_login_id", "_password_mark", "email", "_email_key"):
         ctx.data.pop(key, None)
 
 
@@ -176,9 +190,11 @@ def continue_with_password_reset(ctx: FlowContext) -> None:
 # ---- second factor and link prompt -----------------------------------------------------------
 
 @sign_in.guard
-def login_exists(ctx: FlowContext) -> bool:
-    """The login being signed in still exists (an admin may have deleted it meanwhile)."""
-    return _login(ctx) is not None
+def login_unchanged(ctx: FlowContext) -> bool:
+    """The login being signed in still exists with the password that was typed (an admin may
+    have deleted it, or a password reset replaced the password, since)."""
+    login = _login(ctx)
+    return login is not None and _password_mark(login) == ctx.data.get("_password_mark")
 
 
 @sign_in.guard
