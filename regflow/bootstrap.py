@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,28 @@ def build_engine(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     template_dirs: Sequence[str | Path] = (),
     product: str = "regflow",
+    echo_mail: bool = False,
     **engine_options: Any,
 ) -> Engine:
-    """An engine on the store at ``db`` with the mailer of ``mail``."""
+    """An engine on the store at ``db`` with the mailer of ``mail`` (also printing every mail
+    on stdout when ``echo_mail``, as the demo does).
+
+    ``secret=`` (or the environment's ``REGFLOW_SECRET``) keys session tokens; processes that
+    share a database should share it, so an idempotent replay answered by another process
+    gives back the same token. Without one, each engine draws its own.
+    """
     from regflow.mail import MailComposer
 
+    secret = engine_options.pop("secret", None) or os.environ.get("REGFLOW_SECRET")
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    mailer = open_mailer(mail, clock)
+    if echo_mail:
+        from regflow.adapters.console import ConsoleEchoMailer
+
+        mailer = ConsoleEchoMailer(mailer)
     return Engine(
-        open_store(db), open_mailer(mail, clock), hasher=make_hasher(hasher), clock=clock,
-        provisioner=provisioner, settings=settings,
+        open_store(db), mailer, hasher=make_hasher(hasher), clock=clock,
+        provisioner=provisioner, settings=settings, secret=secret,
         composer=MailComposer(template_dirs=template_dirs), product=product, **engine_options,
     )

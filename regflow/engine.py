@@ -8,6 +8,7 @@ in that transaction is delivered right after it commits.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import random
 import secrets
@@ -146,19 +147,21 @@ class Engine:
              lang: str | None = None, actor: str = "user") -> Snapshot:
         """Send an event with its data; timers due by now are applied first."""
         payload = dict(data or {})
-        request = _request_hash(event, payload) if idempotency_key else ""
+        request = ""
         policy = [RetryPolicy()]
         exhausted: list[TransientError] = []
 
         def once() -> Outcome:
             now = self.clock.now()
             with self.store.transaction() as tx:
+                nonlocal request
                 record = self._load(tx, flow_id)
+                compiled = self.compiled(record.flow, record.version)
                 if idempotency_key:
+                    request = _request_hash(compiled, event, payload, self.services.secret)
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
                         return self._replay(prior, request), []
-                compiled = self.compiled(record.flow, record.version)
                 policy[0] = compiled.definition.retry["default"]
                 expected = record.rev
                 due = steps.apply_due(compiled, record, tx, self.services, now)
@@ -417,7 +420,14 @@ def _remembered(snapshot: Snapshot, ctx: FlowContext) -> dict[str, Any]:
     return response
 
 
-def _request_hash(event: str, payload: Mapping[str, Any]) -> str:
-    body = json.dumps({"event": event, "data": payload}, sort_keys=True, ensure_ascii=False,
+def _request_hash(compiled: CompiledFlow, event: str, payload: Mapping[str, Any],
+                  secret: bytes) -> str:
+    """What tells one request from another under the same key. Secret fields (passwords,
+    codes) enter only as an HMAC keyed by the engine's secret: a plain fast hash of a password
+    kept in the database could be searched offline."""
+    hidden = {name for name, field in compiled.definition.fields.items() if field.is_secret}
+    shown = {k: (hmac.new(secret, str(v).encode(), hashlib.sha256).hexdigest() if k in hidden
+                 else v) for k, v in payload.items()}
+    body = json.dumps({"event": event, "data": shown}, sort_keys=True, ensure_ascii=False,
                       default=str)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import smtplib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -31,6 +32,16 @@ def parse(raw: bytes) -> EmailMessage:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Whether a delivery failure is final: an SMTP 5xx reply (for every recipient), or any
+    error that is neither a TransientError nor an OSError (connection trouble, SMTP 4xx)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    return not isinstance(exc, TransientError | OSError)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -76,11 +87,8 @@ class MailRelay:
             return False
         try:
             self.mailer.send(parse(mail.message))
-        except (TransientError, OSError) as exc:
-            self._failed(mail, now, f"{type(exc).__name__}: {exc}", permanent=False)
-            return False
-        except Exception as exc:  # the mailer refused it for good (e.g. SMTP 5xx)
-            self._failed(mail, now, f"{type(exc).__name__}: {exc}", permanent=True)
+        except Exception as exc:
+            self._failed(mail, now, f"{type(exc).__name__}: {exc}", permanent=is_permanent(exc))
             return False
         with self.store.transaction() as tx:
             mail.status = "sent"

@@ -181,7 +181,7 @@ def test_errors_are_one_line_with_their_id(places: list[str]) -> None:
 def test_demo_seeds_once_and_runs(tmp_path: Path, places: list[str]) -> None:
     """The demo seeds customer 281234 (again without harm), prints it, and starts registering."""
     for _ in range(2):
-        result = invoke("demo", *places, input="")
+        result = invoke("demo", "--terminal", "--keep", *places, input="")
         assert result.exit_code == 0, result.output
         assert "お客様番号 (CustomerId): 281234" in result.stdout
         assert f"{(tmp_path / 'outbox').resolve()} に .eml ファイルとして書き出します" in result.stdout

@@ -123,6 +123,11 @@ class PeeweeStore:
                     Path(self._db.database).parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the database folder: {exc}") from exc
+            if self._tables_exist():
+                # DDL on existing tables still takes table locks on PostgreSQL, and would
+                # deadlock with other engines already at work: skip it.
+                self._ready = True
+                return
             with translated(), self._db.atomic(*self._begin):
                 if isinstance(self._db, pw.PostgresqlDatabase):
                     # Stores starting together on one schema create it one after the other.
@@ -132,6 +137,18 @@ class PeeweeStore:
                         run(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                 self._db.create_tables(self._tables.all(), safe=True)
             self._ready = True
+
+    def _tables_exist(self) -> bool:
+        """Whether every table of the store is there already (a catalogue read, no locks)."""
+        wanted = {model._meta.table_name for model in self._tables.all()}
+        with translated():
+            if isinstance(self._db, pw.PostgresqlDatabase):
+                found = set(self._db.get_tables(schema=self._schema or "public"))
+            elif Path(self._db.database).exists():
+                found = set(self._db.get_tables())
+            else:
+                return False
+        return wanted <= found
 
     @contextmanager
     def transaction(self) -> Iterator[ports.Transaction]:

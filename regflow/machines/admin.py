@@ -111,3 +111,16 @@ def set_own_two_factor(ctx: FlowContext) -> None:
     assert me is not None
     me.two_factor = bool(ctx.input["enabled"])
     ctx.tx.logins.update(me)
+
+
+@admin.action
+def show_own_two_factor(ctx: FlowContext) -> None:
+    """The confirm screen starts from the login's current setting."""
+    ctx.data["_form"] = {"enabled": _actor(ctx).two_factor}
+
+
+@admin.action
+def show_customer_two_factor(ctx: FlowContext) -> None:
+    """The confirm screen starts from the customer's current policy."""
+    customer = ctx.services.contracts.find(_actor(ctx).customer_id)
+    ctx.data["_form"] = {"enabled": bool(customer and customer.require_two_factor)}

@@ -1,0 +1,132 @@
+"""``regflow serve``, ``regflow demo``, ``regflow worker`` and ``regflow sweep``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from regflow.bootstrap import build_engine
+from regflow.cli.base import CommandFailed, engine_options, main, open_engine
+from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo
+
+DEMO_DB = "sqlite:///demo/regflow.db"
+DEMO_MAIL = "outbox:demo/outbox"
+WEB_BANNER = {
+    "ja": ("regflow デモ（ブラウザ）\n"
+           "  URL: {url}\n  お客様番号 (CustomerId): {customer_id}\n  電話番号 (Tel): {phone}\n"
+           "  契約数: {licenses} アカウント\n  ASP ユーザー: {accounts}\n"
+           "  データベース: {db}\n  メール: {mail}（送ったメールはここにも表示します）\n"
+           "ブラウザで {url} を開いてください。終了は Ctrl+C。"),
+    "en": ("regflow demo (browser)\n"
+           "  URL: {url}\n  customer number (CustomerId): {customer_id}\n  phone (Tel): {phone}\n"
+           "  licenses: {licenses} accounts\n  ASP users (accounts): {accounts}\n"
+           "  database: {db}\n  mail: {mail} (every mail is also shown here)\n"
+           "Open {url} in a browser. Ctrl+C stops."),
+}
+
+
+def server_options(command: click.decorators.FC) -> click.decorators.FC:
+    """``--host``, ``--port`` and ``--relay/--no-relay``."""
+    command = click.option("--relay/--no-relay", default=True, show_default=True,
+                           help="Apply due timers and deliver mail in this process.")(command)
+    command = click.option("--port", type=click.IntRange(0, 65535), default=8000,
+                           show_default=True)(command)
+    return click.option("--host", default="127.0.0.1", show_default=True)(command)
+
+
+@main.command()
+@server_options
+@click.option("--trusted-proxies", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Reverse proxies in front whose X-Forwarded-* headers are believed.")
+@engine_options
+def serve(host: str, port: int, relay: bool, trusted_proxies: int, db: str, mail: str,
+          hasher: str) -> None:
+    """Serve the HTML pages and the JSON API on a production WSGI server (waitress)."""
+    from regflow.web.server import serve as serve_app
+
+    with open_engine(db, mail, hasher) as engine:
+        click.echo(f"regflow: serving on http://{host}:{port}/ (store {db}, mail {mail})")
+        serve_app(engine, host=host, port=port, relay=relay, trusted_proxies=trusted_proxies)
+
+
+def _fresh_sqlite(db: str) -> None:
+    """Remove a SQLite demo database (and its WAL files) so the demo starts afresh."""
+    if not db.startswith("sqlite:///"):
+        raise CommandFailed("config_invalid", "the demo runs on a SQLite file: sqlite:///PATH")
+    path = Path(urlsplit(db).path[1:] if not db.startswith("sqlite:////") else db[len("sqlite:///"):])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+@main.command()
+@click.option("--terminal", "in_terminal", is_flag=True,
+              help="Register in the terminal instead of serving the web pages.")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+@click.option("--keep", is_flag=True, help="Keep the demo database instead of starting afresh.")
+@server_options
+@click.option("--db", default=DEMO_DB, show_default=True, metavar="URL")
+@click.option("--mail", default=DEMO_MAIL, show_default=True, metavar="SPEC")
+@click.option("--hasher", type=click.Choice(["argon2", "fast"]), default="argon2", show_default=True)
+def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: bool,
+         db: str, mail: str, hasher: str) -> None:
+    """Serve the pages on a fresh SQLite file with a demo contract (customer 281234) seeded."""
+    if in_terminal:
+        run_terminal_demo(lang, db, mail, hasher)
+        return
+    from regflow.web.server import serve as serve_app
+
+    if not keep:
+        _fresh_sqlite(db)
+    try:
+        engine = build_engine(db, mail, hasher=hasher, echo_mail=True)
+    except (ValueError, OSError) as exc:
+        raise CommandFailed("config_invalid", str(exc)) from exc
+    try:
+        customer = seed_demo(engine)
+        directory = getattr(engine.mailer, "directory", None)
+        url = f"http://{host}:{port}/?account={DEMO_ACCOUNT}" + ("&lang=en" if lang == "en" else "")
+        click.echo(WEB_BANNER[lang].format(
+            url=url, customer_id=customer.customer_id, phone=customer.phone,
+            licenses=customer.licenses, accounts=" ".join(customer.accounts), db=db,
+            mail=Path(directory).resolve() if directory else mail))
+        serve_app(engine, host=host, port=port, relay=relay)
+    finally:
+        engine.store.close()
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              metavar="SECONDS", help="Pause between passes that found nothing to do.")
+@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Flows and mails handled per pass.")
+@engine_options
+def worker(once: bool, interval: float, batch: int, db: str, mail: str, hasher: str) -> None:
+    """Apply due timers and deliver queued mail, in a loop (several workers may run at once)."""
+    with open_engine(db, mail, hasher) as engine:
+        try:
+            while True:
+                flows = engine.sweep(batch)
+                mails = engine.deliver(batch)
+                if flows or mails:
+                    click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered")
+                if once:
+                    return
+                if not (flows or mails):
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            click.echo("worker stopped")
+
+
+@main.command()
+@engine_options
+def sweep(db: str, mail: str, hasher: str) -> None:
+    """Apply due timers and expiries, and deliver queued mail, once."""
+    with open_engine(db, mail, hasher) as engine:
+        flows = engine.sweep()
+        mails = engine.deliver()
+    click.echo(f"Applied due timers to {flows} flow(s); delivered {mails} mail(s).")

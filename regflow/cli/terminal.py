@@ -1,0 +1,133 @@
+"""``regflow run``: the terminal front end on click's prompts; the terminal demo."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from regflow.cli.base import (
+    DEFAULT_DB,
+    DEFAULT_MAIL,
+    CommandFailed,
+    engine_options,
+    main,
+    open_engine,
+)
+from regflow.engine import Engine
+from regflow.frontends.terminal import TerminalFrontEnd
+from regflow.records import Customer
+
+DEMO_CONTRACT: dict[str, Any] = {
+    "customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
+    "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"],
+}
+DEMO_ACCOUNT = "abcd8-01"
+DEMO_BANNER = {
+    "ja": ("regflow デモ: アカウント登録（ターミナル）\n"
+           "  お客様番号 (CustomerId): {customer_id}\n  電話番号 (Tel): {phone}\n"
+           "  契約数: {licenses} アカウント\n  ASP ユーザー: {accounts}\n"
+           "  データベース: {db}\n  メール: {mail}\n"
+           "ASP ユーザー {account} のアカウントを登録します。確認コードはメールに記載されています。"),
+    "en": ("regflow demo: account registration (terminal)\n"
+           "  customer number (CustomerId): {customer_id}\n  phone (Tel): {phone}\n"
+           "  licenses: {licenses} accounts\n  ASP users (accounts): {accounts}\n"
+           "  database: {db}\n  mail: {mail}\n"
+           "Registering a login for ASP user {account}. The verification code is in the mail."),
+}
+MAIL_PLACES = {
+    "ja": ("{path} に .eml ファイルとして書き出します", "画面に表示します（メモリ内）"),
+    "en": ("written as .eml files to {path}", "shown on screen (kept in memory)"),
+}
+
+
+def seed_demo(engine: Engine) -> Customer:
+    """The demo contract, added unless it is there already."""
+    customer = engine.contracts.find(DEMO_CONTRACT["customer_id"])
+    return customer if customer is not None else engine.contracts.add(**DEMO_CONTRACT)
+
+
+def _prompt(hidden: bool) -> Callable[[str], str]:
+    """A prompt through click (so CliRunner can feed it); end of input is ``EOFError``."""
+    def ask(text: str) -> str:
+        try:
+            return str(click.prompt(text, default="", show_default=False, prompt_suffix="",
+                                    hide_input=hidden))
+        except click.Abort as exc:
+            raise EOFError from exc
+    return ask
+
+
+def _program() -> str:
+    """How to call regflow again: ``regflow`` when that is on PATH, else the path it was run by."""
+    used = sys.argv[0]
+    if Path(used).name != "regflow":
+        return "regflow"  # run in-process (tests) or through python -m
+    on_path = shutil.which("regflow")
+    return "regflow" if on_path and Path(on_path).resolve() == Path(used).resolve() else used
+
+
+def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher: str,
+             poll: float | None = None) -> TerminalFrontEnd:
+    """The terminal front end on click's prompts and stdout."""
+    resume = [_program(), "run", flow, "--resume", "{id}"]
+    for option, value, default in (("--lang", lang, "ja"), ("--db", db, DEFAULT_DB),
+                                   ("--mail", mail, DEFAULT_MAIL), ("--hasher", hasher, "argon2")):
+        if value != default:
+            resume += [option, value]
+    return TerminalFrontEnd(
+        engine, lang=lang, input_fn=_prompt(hidden=False), secret_fn=_prompt(hidden=True),
+        output=sys.stdout, poll=poll,
+        resume_command=" ".join(shlex.quote(part).replace("{", "{{").replace("}", "}}")
+                                if part != "{id}" else part for part in resume),
+    )
+
+
+
+
+@main.command()
+@click.argument("flow")
+@click.option("--account", metavar="ID", help="The ASP user (seat) in use; starts a new flow.")
+@click.option("--resume", "flow_id", metavar="FLOW_ID", help="Continue a flow started earlier.")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+@click.option("--poll", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="While a screen waits on a timer, check every SECONDS instead of asking.")
+@engine_options
+def run(flow: str, account: str | None, flow_id: str | None, lang: str, poll: float | None,
+        db: str, mail: str, hasher: str) -> None:
+    """Run FLOW in the terminal: the same screens as prompts."""
+    if account is not None and flow_id is not None:
+        raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID, not both")
+    with open_engine(db, mail, hasher) as engine:
+        front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll)
+        if flow_id is not None:
+            found = engine.get(flow_id).flow
+            if found != flow:
+                raise CommandFailed("flow_mismatch", f"flow {flow_id} is a {found} flow, not {flow}")
+            snapshot = front.resume(flow_id)
+        else:
+            snapshot = front.run(flow, {"account": account} if account is not None else {})
+    if snapshot is None:
+        sys.exit(2)
+
+
+def run_terminal_demo(lang: str, db: str, mail: str, hasher: str) -> None:
+    """Seed the demo contract, print it, and register a login for abcd8-01 in the terminal."""
+    with open_engine(db, mail, hasher) as engine:
+        customer = seed_demo(engine)
+        directory = getattr(engine.mailer, "directory", None)
+        where, in_memory = MAIL_PLACES[lang]
+        click.echo(DEMO_BANNER[lang].format(
+            customer_id=customer.customer_id, phone=customer.phone, licenses=customer.licenses,
+            accounts=" ".join(customer.accounts), db=db, account=DEMO_ACCOUNT,
+            mail=where.format(path=Path(directory).resolve()) if directory else in_memory,
+        ))
+        front = terminal(engine, "registration", lang=lang, db=db, mail=mail, hasher=hasher)
+        snapshot = front.run("registration", {"account": DEMO_ACCOUNT})
+    if snapshot is None:
+        sys.exit(2)

@@ -1,0 +1,285 @@
+"""The JSON API of SPEC 4.1: HTTP in, one engine call, a snapshot or an error out.
+
+The views hold no flow logic; they check that a request is the JSON asked for (or answer 400),
+call the engine and translate its answer and its errors into status codes:
+
+- 201 a flow started; 200 a snapshot (also of a completed, cancelled or failed flow);
+- 422 a snapshot whose screen carries errors, a context the flow cannot use, or an
+  Idempotency-Key reused with another payload;
+- 409 an event the state does not take; 404 no such flow name or id;
+- 410 an expired flow (GET), or an ended one (events), with its snapshot;
+- 401 no live session; 403 a session that may not do it;
+- 400 not the JSON asked for; 413 a body over ``MAX_CONTENT_LENGTH``; 503 try again.
+
+Every answer is JSON, also for unknown ``/api/`` routes, with ``Content-Language`` and
+``Cache-Control: no-store`` (snapshots may carry a session token).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
+
+from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES, Catalog, pick_language
+from regflow.engine import Engine
+from regflow.exceptions import (
+    ConcurrentUpdate,
+    EventNotAllowed,
+    FlowGone,
+    FlowNotFound,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidContext,
+    NotSignedIn,
+    RegflowError,
+    StoreError,
+    TransientError,
+)
+from regflow.screens import Snapshot
+from regflow.web import engine_of
+from regflow.web.openapi import IDEMPOTENCY_KEY_PATTERN, openapi_document
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+# The first class an error is an instance of decides its status (NotSignedIn before Forbidden).
+STATUS_OF: tuple[tuple[type[RegflowError], int], ...] = (
+    (FlowNotFound, 404), (FlowGone, 410), (EventNotAllowed, 409), (IdempotencyConflict, 422),
+    (InvalidContext, 422), (NotSignedIn, 401), (Forbidden, 403),
+    (ConcurrentUpdate, 503), (TransientError, 503), (StoreError, 503),
+)
+HTTP_ERROR_IDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+                  413: "body_too_large", 500: "internal_error"}
+MAX_IDEMPOTENCY_KEY = 255
+
+
+# ---- views ---------------------------------------------------------------------------------
+
+@api.post("/flows/<flow_name>")
+def start_flow(flow_name: str) -> Response:
+    """Start a flow: 201 with its snapshot and ``Location``."""
+    context = _strings(_body("context").get("context", {}), "context")
+    snapshot = _engine().start(flow_name, context, session=_bearer(), lang=_asked_lang())
+    return _snapshot(snapshot, 201, Location=url_for("api.flow", flow_id=snapshot.id))
+
+
+@api.get("/flows/<flow_id>")
+def flow(flow_id: str) -> Response:
+    """The flow's snapshot; 410 (with the snapshot) once it expired."""
+    snapshot = _engine().get(flow_id, lang=_asked_lang())
+    if snapshot.status == "expired":
+        return _gone(FlowGone(snapshot.id, snapshot.status), snapshot)
+    return _snapshot(snapshot, 200)
+
+
+@api.post("/flows/<flow_id>/events/<event>")
+def send_event(flow_id: str, event: str) -> Response:
+    """Send an event: 200 with the snapshot, 422 when its screen carries errors."""
+    data = _values(_body("data").get("data", {}), "data")
+    snapshot = _engine().send(flow_id, event, data, idempotency_key=_idempotency_key(),
+                              session=_bearer(), lang=_asked_lang())
+    moved = {} if snapshot.id == flow_id else {
+        "Content-Location": url_for("api.flow", flow_id=snapshot.id)}  # a hand-over's new flow
+    return _snapshot(snapshot, 200 if snapshot.ok else 422, **moved)
+
+
+@api.get("/admin/logins")
+def admin_logins() -> Response:
+    """The logins of the admin's customer."""
+    return _json(_engine().admin_logins(_bearer() or ""))
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of this API and of the engine's flows."""
+    return _json(openapi_document(_engine().flows))
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+@api.errorhandler(RegflowError)
+def regflow_error(exc: RegflowError) -> Response:
+    """An engine error as its status and ``{"error": message_id, ...}``."""
+    if isinstance(exc, FlowGone):
+        return _gone(exc, _engine().get(exc.flow_id, lang=_asked_lang()))
+    status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
+    body = _error(exc.message_id, str(exc) if status < 500 else "the service failed; try again")
+    headers: dict[str, str] = {}
+    if isinstance(exc, InvalidContext):
+        body["field"] = exc.key
+    elif isinstance(exc, EventNotAllowed):
+        body.update(allowed=exc.allowed, state=exc.state, event=exc.event)
+    elif isinstance(exc, NotSignedIn):
+        headers["WWW-Authenticate"] = 'Bearer realm="regflow"'
+    if status == 503:
+        headers["Retry-After"] = "1"
+    if status >= 500:
+        current_app.logger.error("API request failed: %r", exc, exc_info=exc)
+    return _json(body, status, **headers)
+
+
+@api.errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> Response:
+    """400, 413, 500 ... of the API's views as JSON."""
+    return _http_error(exc)
+
+
+@api.before_app_request
+def unrouted() -> Response | None:
+    """Unknown ``/api/`` routes and methods answer JSON too (routing fails before any blueprint)."""
+    exc = request.routing_exception
+    prefix = api.url_prefix or ""
+    if isinstance(exc, NotFound | MethodNotAllowed) and (
+            request.path == prefix or request.path.startswith(prefix + "/")):
+        return _http_error(exc)
+    return None
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    name = HTTP_ERROR_IDS.get(code) or (exc.name or "error").lower().replace(" ", "_")
+    body = _error(name, exc.description or exc.name or name)
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        body["allowed"] = sorted(exc.valid_methods)
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return _json(body, code, **headers)
+
+
+def _gone(exc: FlowGone, snapshot: Snapshot) -> Response:
+    body = _error(exc.message_id, str(exc), snapshot.lang)
+    body.update(status=exc.status, snapshot=snapshot.to_dict())
+    return _json(body, 410, lang=snapshot.lang)
+
+
+def _error(message_id: str, detail: str, lang: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message_id, "detail": detail}
+    text = Catalog(lang or _lang()).find(f"message.{message_id}")
+    if text is not None:
+        body["text"] = text
+    return body
+
+
+# ---- requests ------------------------------------------------------------------------------
+
+def _engine() -> Engine:
+    return engine_of(current_app)
+
+
+def _asked_lang() -> str | None:
+    """``?lang=`` if given, else the best of ``Accept-Language``; None when the request says
+    nothing, so that a flow answers in the language it was started in (Japanese by default)."""
+    if "lang" in request.args:
+        return pick_language(request.args["lang"])
+    if request.accept_languages:  # a header naming only other languages still means Japanese
+        return pick_language(request.accept_languages.best_match(LANGUAGES))
+    return None
+
+
+def _lang() -> str:
+    """The language of texts that belong to no flow (errors)."""
+    return _asked_lang() or DEFAULT_LANGUAGE
+
+
+def _bearer() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _refuse(detail: str) -> NoReturn:
+    raise BadRequest(detail)
+
+
+def _body(key: str) -> dict[str, Any]:
+    """The body as a JSON object that has at most ``key``; no body at all is ``{}``."""
+    raw = request.get_data(cache=False)  # beyond MAX_CONTENT_LENGTH: 413
+    if not raw.strip():
+        return {}
+    if not request.is_json:
+        _refuse("the body must be JSON, sent as Content-Type: application/json")
+    try:
+        body = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        _refuse(f"the body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        _refuse(f"the body must be a JSON object, like {{\"{key}\": {{...}}}}")
+    unknown = sorted(set(body) - {key})
+    if unknown:
+        _refuse(f"unknown key(s) {', '.join(map(repr, unknown))}; the body takes only {key!r}")
+    return body
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice in one object")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    """An object of strings (a context)."""
+    checked = _values(value, where)
+    for key, item in checked.items():
+        if not isinstance(item, str):
+            _refuse(f"'{where}.{key}' must be a string")
+    return checked
+
+
+def _values(value: Any, where: str) -> dict[str, Any]:
+    """An object whose values are strings, booleans or null (a screen's data)."""
+    if not isinstance(value, dict):
+        _refuse(f"'{where}' must be a JSON object")
+    for key, item in value.items():
+        _text(key, f"a key of '{where}'")
+        if isinstance(item, str):
+            _text(item, f"'{where}.{key}'")
+        elif item is not None and not isinstance(item, bool):
+            _refuse(f"'{where}.{key}' must be a string, a boolean or null, not {type(item).__name__}")
+    return value
+
+
+def _text(text: str, where: str) -> None:
+    """Strings no store can keep (NUL, unpaired surrogates) are refused here, not at commit."""
+    if "\x00" in text:
+        _refuse(f"{where} contains U+0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _refuse(f"{where} contains an unpaired surrogate")
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all("!" <= ch <= "~" for ch in key):
+        _refuse(f"Idempotency-Key must match {IDEMPOTENCY_KEY_PATTERN} (visible ASCII)")
+    return key
+
+
+# ---- responses -----------------------------------------------------------------------------
+
+def _snapshot(snapshot: Snapshot, status: int, **headers: str) -> Response:
+    return _json(snapshot.to_dict(), status, lang=snapshot.lang, **headers)
+
+
+def _json(body: Any, status: int = 200, lang: str | None = None, **headers: str) -> Response:
+    """A JSON answer, keys in the order they were made, never cached."""
+    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status,
+                        mimetype="application/json")
+    response.headers.update(_headers(lang or _lang(), headers))
+    return response
+
+
+def _headers(lang: str, extra: Mapping[str, str]) -> dict[str, str]:
+    return {"Content-Language": lang, "Vary": "Accept-Language", "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff", **extra}

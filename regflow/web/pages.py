@@ -1,0 +1,339 @@
+"""The HTML front end (SPEC 4.2): server-rendered pages from the neutral screen model.
+
+Views know snapshots, never flows or states (the admin page excepted, which starts admin flows
+by name). Every form carries a CSRF token kept in the Flask session and a signed ``form`` token
+(the flow, the rendered fields and a nonce); the nonce keys the Idempotency-Key, so a double
+submit or a browser retry of one rendered form acts once. Answers follow Post/Redirect/Get.
+
+The Flask session keeps only: ``csrf``, ``lang`` (after ``?lang=``), ``seat`` (the account the
+page was launched for, for "start again") and ``admin_flows`` (recent flows started from
+アカウント管理, whose end leads back there). The sign-in session lives in its own cookie.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, flash, get_flashed_messages, redirect, request, session
+from werkzeug.wrappers import Response
+
+from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
+from regflow.engine import Engine
+from regflow.exceptions import (
+    EventNotAllowed,
+    FlowGone,
+    FlowNotFound,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidContext,
+    NotSignedIn,
+)
+from regflow.screens import Snapshot
+from regflow.web import engine_of
+from regflow.web.forms import (
+    SESSION_COOKIE,
+    Link,
+    Page,
+    Texts,
+    admin_row,
+    clean_account,
+    field_view,
+    form_data,
+    form_spec,
+    idempotency_key,
+    load_form,
+    local_time,
+    next_due,
+    refresh_seconds,
+    render,
+    same_token,
+    sign_form,
+    split_actions,
+    split_messages,
+)
+
+pages = Blueprint("pages", __name__)
+
+LAUNCH_FLOW = "sign_in"  # what the ASP application's launch opens (SPEC 4.2)
+ADMIN_FLOWS = {  # flow → whether it acts on a target login chosen in the list
+    "unlink_login": True, "delete_login": True, "transfer_admin": True,
+    "require_two_factor": False, "set_two_factor": False,
+}
+ADMIN_TRAIL = 20
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+# ---- pages ---------------------------------------------------------------------------------------
+
+
+@pages.get("/")
+def home() -> Response:
+    """The application's launch (``?account=``) starts a sign-in; without one, an explanation."""
+    texts = Texts(_lang())
+    if "account" not in request.args:
+        return _start_page(texts, "", None)
+    account = clean_account(request.args.get("account"))
+    if account is None:
+        return _start_page(texts, "", texts("start.account_required"), 400)
+    try:
+        snapshot = _engine().start(LAUNCH_FLOW, {"account": account}, lang=texts.lang)
+    except InvalidContext:
+        return _start_page(texts, account, texts("start.account_required"), 400)
+    session["seat"] = account
+    return _see(snapshot.id)
+
+
+@pages.get("/flows/<flow_id>")
+def flow(flow_id: str) -> Response:
+    """The flow's current screen."""
+    texts = Texts(_lang())
+    try:
+        snapshot = _engine().get(flow_id, lang=texts.lang)
+    except FlowNotFound:
+        return _not_found(texts)
+    return _screen(snapshot, texts)
+
+
+@pages.post("/flows/<flow_id>")
+def act(flow_id: str) -> Response:
+    """Send the pressed action with the form's fields, then redirect to the answer's page."""
+    texts = Texts(_lang())
+    if not _csrf_ok():
+        return _message(texts, 400, "error.csrf_title", "error.csrf_text")
+    secret = current_app.secret_key
+    assert secret is not None
+    spec = load_form(secret, request.form.get("form", ""), flow_id)
+    if spec is None:
+        return _message(texts, 400, "error.bad_request_title", "error.bad_request_text")
+    event = request.form.get("event", "")
+    engine, old = _engine(), request.cookies.get(SESSION_COOKIE)
+    try:
+        answer = engine.send(flow_id, event, form_data(spec, request.form, event),
+                             idempotency_key=idempotency_key(session["csrf"], str(spec["n"])),
+                             session=old, lang=texts.lang)
+    except FlowNotFound:
+        return _not_found(texts)
+    except (FlowGone, EventNotAllowed, IdempotencyConflict, Forbidden) as exc:
+        flash(_refusal_key(exc), "error")
+        return _see(flow_id)
+    response = _see(answer.id)
+    if answer.session is not None:
+        if old and old != answer.session:
+            engine.end_session(old)  # one browser, one sign-in
+        response.set_cookie(SESSION_COOKIE, answer.session, max_age=engine.services.session_ttl,
+                            path="/", secure=request.is_secure, httponly=True, samesite="Lax")
+    return response
+
+
+@pages.get("/admin")
+def admin() -> Response:
+    """アカウント管理: the logins of the admin's customer, with the admin actions."""
+    texts = Texts(_lang())
+    try:
+        logins = _engine().admin_logins(request.cookies.get(SESSION_COOKIE) or "")
+    except NotSignedIn:
+        return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
+                        links=[_sign_in_link(texts)])
+    except Forbidden:
+        return _message(texts, 403, "error.forbidden_title", "error.forbidden_text",
+                        viewer="member")
+    zone = _engine().services.timezone
+    rows = [admin_row(number, login, texts, zone) for number, login in enumerate(logins, start=1)]
+    return _html(render("admin.html.j2", page=_page(texts, viewer="admin"), rows=rows))
+
+
+@pages.post("/admin/flows/<name>")
+def admin_flow(name: str) -> Response:
+    """Start an admin flow with the signed-in session; its confirm screen follows."""
+    texts = Texts(_lang())
+    if name not in ADMIN_FLOWS:
+        return _not_found(texts)
+    if not _csrf_ok():
+        return _message(texts, 400, "error.csrf_title", "error.csrf_text")
+    context = {"target": request.form.get("target", "")} if ADMIN_FLOWS[name] else {}
+    try:
+        snapshot = _engine().start(name, context, session=request.cookies.get(SESSION_COOKIE),
+                                   lang=texts.lang)
+    except NotSignedIn:
+        return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
+                        links=[_sign_in_link(texts)])
+    except Forbidden:
+        return _message(texts, 403, "error.forbidden_title", "error.forbidden_text",
+                        viewer=_viewer())
+    except InvalidContext:
+        return _message(texts, 400, "error.bad_request_title", "error.bad_request_text")
+    trail = [str(i) for i in session.get("admin_flows", []) if isinstance(i, str)]
+    session["admin_flows"] = [*trail, snapshot.id][-ADMIN_TRAIL:]
+    return _see(snapshot.id)
+
+
+@pages.post("/sign-out")
+def sign_out() -> Response:
+    """End the sign-in session and forget its cookie."""
+    texts = Texts(_lang())
+    if not _csrf_ok():
+        return _message(texts, 400, "error.csrf_title", "error.csrf_text")
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        _engine().end_session(token)
+    flash("flash.signed_out", "info")
+    response = redirect(_sign_in_link(texts).href, 303)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=request.is_secure, httponly=True,
+                           samesite="Lax")
+    return response
+
+
+@pages.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _engine() -> Engine:
+    return engine_of(current_app)
+
+
+def _lang() -> str:
+    """``?lang=`` (remembered), else the remembered one, else Accept-Language, else Japanese."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        session["lang"] = asked
+        return str(asked)
+    kept = session.get("lang")
+    if kept in LANGUAGES:
+        return str(kept)
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+
+
+def _csrf() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    return same_token(expected if isinstance(expected, str) else None, request.form.get("csrf_token"))
+
+
+def _viewer() -> str | None:
+    """Who the session cookie signs in: ``"admin"``, ``"member"`` or nobody."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        _engine().admin_logins(token)
+    except NotSignedIn:
+        return None
+    except Forbidden:
+        return "member"
+    return "admin"
+
+
+def _page(texts: Texts, *, viewer: str | None = None, refresh: int | None = None) -> Page:
+    other = "en" if texts.lang == "ja" else "ja"
+    args = {**request.args.to_dict(), "lang": other} if request.method == "GET" else {"lang": other}
+    path = request.path if request.method == "GET" else "/"
+    flashes = tuple((str(item[0]), texts(str(item[1])))
+                    for item in get_flashed_messages(with_categories=True) if isinstance(item, tuple))
+    return Page(texts=texts, product=_engine().services.product, lang_url=f"{path}?{urlencode(args)}",
+                csrf=_csrf(), viewer=viewer, flashes=flashes, refresh=refresh)
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _see(flow_id: str) -> Response:
+    """303 See Other to a flow's page."""
+    return redirect(f"/flows/{flow_id}", 303)
+
+
+def _screen(snapshot: Snapshot, texts: Texts) -> Response:
+    engine = _engine()
+    screen = snapshot.screen
+    waiting = snapshot.status == "active" and not screen.actions
+    due = next_due(snapshot) if waiting else None
+    zone = engine.services.timezone
+    viewer = _viewer()
+    page = _page(texts, viewer=viewer,
+                 refresh=refresh_seconds(snapshot, engine.clock.now()) if waiting else None)
+    top, by_field = split_messages(snapshot)
+    buttons, link_actions = split_actions(screen.actions)
+    secret = current_app.secret_key
+    assert secret is not None
+    body = render(
+        "screen.html.j2", page=page, screen=screen, flow_id=snapshot.id, top_messages=top,
+        fields=[field_view(f, by_field.get(f.name, []), texts) for f in screen.fields],
+        buttons=buttons, link_actions=link_actions,
+        form_token=sign_form(secret, form_spec(snapshot, secrets.token_urlsafe(16)))
+        if screen.actions else None,
+        next_step=texts("screen.next_step", time=local_time(due, zone), zone=zone) if due else None,
+        after=[] if snapshot.status == "active" else _onwards(snapshot, texts, viewer),
+    )
+    return _html(body, 410 if snapshot.status == "expired" else 200)
+
+
+def _onwards(snapshot: Snapshot, texts: Texts, viewer: str | None) -> list[Link]:
+    """Where an ended flow leads: the flow it handed over to, back to the admin page or to sign-in."""
+    links = []
+    if snapshot.continue_with:
+        links.append(Link(f"/flows/{snapshot.continue_with['id']}", texts("screen.continue")))
+    if snapshot.id in session.get("admin_flows", []):
+        return [*links, Link("/admin", texts("screen.back_to_admin"))]
+    if snapshot.status != "completed":
+        links.append(Link(_sign_in_link(texts).href, texts("screen.restart")))
+    elif viewer is None:
+        links.append(_sign_in_link(texts))
+    if viewer == "admin":
+        links.append(Link("/admin", texts("admin_link")))
+    return links
+
+
+def _sign_in_link(texts: Texts) -> Link:
+    """The launch of the seat this browser was opened for (the start page when unknown)."""
+    seat = session.get("seat")
+    href = f"/?{urlencode({'account': seat})}" if isinstance(seat, str) else "/"
+    return Link(href, texts("screen.to_sign_in"))
+
+
+def _start_page(texts: Texts, account: str, error: str | None, status: int = 200) -> Response:
+    body = render("start.html.j2", page=_page(texts, viewer=_viewer()), account=account, error=error)
+    return _html(body, status)
+
+
+def _message(texts: Texts, status: int, title: str, text: str, *, links: Sequence[Link] = (),
+             viewer: str | None = None) -> Response:
+    body = render("message.html.j2", page=_page(texts, viewer=viewer), title=texts(title),
+                  text=texts(text), alert=status >= 400, links=list(links))
+    return _html(body, status)
+
+
+def _not_found(texts: Texts) -> Response:
+    return _message(texts, 404, "error.not_found_title", "error.not_found_text",
+                    links=[_sign_in_link(texts)])
+
+
+def _refusal_key(exc: Exception) -> str:
+    """The flashed text of an event the engine would not take."""
+    if isinstance(exc, FlowGone):
+        return "flash.gone"
+    if isinstance(exc, IdempotencyConflict):
+        return "flash.already_sent"
+    if isinstance(exc, NotSignedIn):
+        return "flash.not_signed_in"
+    if isinstance(exc, Forbidden):
+        return "flash.forbidden"
+    return "flash.not_allowed"

@@ -1,0 +1,61 @@
+"""Serving the web front end on waitress (a production WSGI server), with the relay beside it.
+
+The relay is a loop in a background thread that runs the worker's pass — due timers, queued
+mail — every few seconds. It is not where timers live: they are stored with their flows and
+applied on every request anyway; the loop only catches flows nobody is looking at.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress import serve as waitress_serve
+
+from regflow.engine import Engine
+from regflow.web import create_app
+
+log = logging.getLogger("regflow.web")
+
+
+class Relay:
+    """Runs ``engine.sweep()`` and ``engine.deliver()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, engine: Engine, interval: float = 5.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="regflow-relay", daemon=True)
+
+    def start(self) -> Relay:
+        """Start the loop."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the loop and wait for the pass in progress."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self) -> tuple[int, int]:
+        """One pass: flows whose timers were applied, mails delivered."""
+        return self.engine.sweep(), self.engine.deliver()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # the loop must outlive a failing pass (e.g. a database restart)
+                log.exception("relay pass failed; trying again in %s s", self.interval)
+
+
+def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, relay: bool = True,
+          relay_interval: float = 5.0, threads: int = 8, trusted_proxies: int = 0) -> None:
+    """Serve the HTML pages and the JSON API until interrupted."""
+    app = create_app(engine, trusted_proxies=trusted_proxies)
+    worker = Relay(engine, relay_interval).start() if relay else None
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="regflow")
+    finally:
+        if worker is not None:
+            worker.stop()

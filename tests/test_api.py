@@ -1,0 +1,523 @@
+"""The JSON API (SPEC 4.1) over real HTTP: a waitress server on loopback, engines on memory and SQLite.
+
+Every answer the client gets is checked against the OpenAPI document the server publishes: the
+status must be documented for the operation and the body must match the documented schema.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import pytest
+from flows import PASSWORD, details, last_code, mail_count
+from freezegun.api import FrozenDateTimeFactory
+from live_server import serving
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate as validate_spec
+
+import regflow
+from regflow.web import create_app
+from regflow.web.openapi import openapi_document
+
+TARO = "taro@example.jp"
+HANAKO = "hanako@example.jp"
+JIRO = "jiro@example.jp"
+JSON = {"Content-Type": "application/json"}
+LOGIN_KEYS = {"id", "email", "display_name", "account", "role", "ready", "ready_at", "two_factor"}
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The API suite runs on memory and SQLite (the stores' own suites cover PostgreSQL)."""
+    return str(request.param)
+
+
+@attrs.frozen
+class Answer:
+    """One HTTP answer: status, headers and the parsed JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.raw)
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+class Api:
+    """A client of one live server that checks every answer against the published OpenAPI."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.doc: dict[str, Any] = self.send("GET", "/api/openapi.json", check=False).json
+
+    def send(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+             headers: dict[str, str] | None = None, check: bool = True) -> Answer:
+        """Send a request (``body`` as JSON, or ``raw`` bytes as they are)."""
+        payload = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        sent = {**(JSON if payload is not None else {}), **(headers or {})}
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=payload, headers=sent)
+            response = conn.getresponse()
+            answer = Answer(response.status, dict(response.getheaders()), response.read())
+        finally:
+            conn.close()
+        assert answer.header("Content-Type") == "application/json", answer
+        assert answer.header("Content-Language") in ("ja", "en"), answer
+        if check:
+            self.conforms(method, path, answer)
+        return answer
+
+    def conforms(self, method: str, path: str, answer: Answer) -> None:
+        """The status is documented for the operation and the body matches its schema."""
+        operation = self.operation(method, path.split("?")[0])
+        if operation is None:  # unknown routes: the generic error
+            self.matches("Error", answer.json)
+            return
+        responses = operation["responses"]
+        assert str(answer.status) in responses, f"{method} {path}: {answer.status} not documented"
+        response = responses[str(answer.status)]
+        if "$ref" in response:
+            response = self.doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+        schema = response["content"]["application/json"]["schema"]
+        OAS31Validator({**schema, "components": self.doc["components"]}).validate(answer.json)
+
+    def matches(self, schema: str, instance: Any) -> None:
+        """``instance`` is valid against a component schema."""
+        ref = {"$ref": f"#/components/schemas/{schema}", "components": self.doc["components"]}
+        OAS31Validator(ref).validate(instance)
+
+    def operation(self, method: str, path: str) -> dict[str, Any] | None:
+        """The documented operation for a concrete path, or None."""
+        for template, item in self.doc["paths"].items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            if re.fullmatch(pattern, path) and method.lower() in item:
+                return dict(item[method.lower()])
+        return None
+
+    def start(self, flow: str, context: dict[str, str] | None = None, **kw: Any) -> Answer:
+        """POST /api/flows/{flow}."""
+        return self.send("POST", f"/api/flows/{flow}", {"context": context or {}}, **kw)
+
+    def event(self, flow_id: str, event: str, data: dict[str, Any] | None = None, **kw: Any) -> Answer:
+        """POST /api/flows/{id}/events/{event}."""
+        return self.send("POST", f"/api/flows/{flow_id}/events/{event}", {"data": data or {}}, **kw)
+
+    def get(self, flow_id: str, **kw: Any) -> Answer:
+        """GET /api/flows/{id}."""
+        return self.send("GET", f"/api/flows/{flow_id}", **kw)
+
+
+@pytest.fixture
+def app(engine: regflow.Engine) -> Any:
+    """The whole app (API and pages) around the test's engine."""
+    return create_app(engine)
+
+
+@pytest.fixture
+def api(app: Any) -> Iterator[Api]:
+    """A client of the app served by waitress on loopback."""
+    with serving(app) as base:
+        yield Api(base)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a session token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def register(api: Api, engine: regflow.Engine, account: str, email: str) -> dict[str, Any]:
+    """A whole registration through the API; the provisioning snapshot."""
+    snap = api.start("registration", {"account": account}).json
+    snap = api.event(snap["id"], "submit", {"email": email}).json
+    assert snap["state"] == "enter_code", snap["screen"]["messages"]
+    snap = api.event(snap["id"], "submit", {"code": last_code(engine)}).json
+    assert snap["state"] == "details", snap["screen"]["messages"]
+    answer = api.event(snap["id"], "submit", details())
+    assert (answer.status, answer.json["state"]) == (200, "provisioning"), answer.json
+    return dict(answer.json)
+
+
+def sign_in(api: Api, account: str, email: str) -> str:
+    """Sign in through the API (OK at the link prompt); the session token."""
+    snap = api.start("sign_in", {"account": account}).json
+    snap = api.event(snap["id"], "submit", {"email": email, "password": PASSWORD}).json
+    if snap["state"] == "link_prompt":
+        snap = api.event(snap["id"], "submit").json
+    assert (snap["state"], snap["status"]) == ("signed_in", "completed"), snap["screen"]["messages"]
+    return str(snap["session"])
+
+
+@pytest.fixture
+def team(api: Api, engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> dict[str, str]:
+    """Taro (admin, abcd8-01) and Hanako (member, abcd8-02) registered, ready and signed in."""
+    register(api, engine, "abcd8-01", TARO)
+    register(api, engine, "abcd8-02", HANAKO)
+    frozen.tick(timedelta(minutes=10))
+    return {"admin": sign_in(api, "abcd8-01", TARO), "member": sign_in(api, "abcd8-02", HANAKO)}
+
+
+def started(api: Api) -> dict[str, Any]:
+    """A fresh registration on abcd8-01 (enter_email)."""
+    return dict(api.start("registration", {"account": "abcd8-01"}).json)
+
+
+# ---- 201, 200, 404 -----------------------------------------------------------------------------
+
+def test_start_answers_201_with_location_and_get_answers_the_same_flow(api: Api) -> None:
+    """POST /api/flows/registration: 201, Location names the flow, GET there is 200."""
+    answer = api.start("registration", {"account": "abcd8-01"})
+    assert answer.status == 201
+    snap = answer.json
+    assert (snap["flow"], snap["state"], snap["status"]) == ("registration", "enter_email", "active")
+    assert answer.header("Location") == f"/api/flows/{snap['id']}"
+    assert answer.header("Cache-Control") == "no-store"
+    again = api.send("GET", answer.header("Location") or "")
+    assert again.status == 200
+    assert (again.json["id"], again.json["state"]) == (snap["id"], "enter_email")
+
+
+def test_unknown_flow_name_and_flow_id_are_404(api: Api) -> None:
+    """An unknown flow name, an unknown id (short or absurdly long) answer 404 flow_not_found."""
+    assert api.start("no_such_flow").status == 404
+    assert api.start("no_such_flow").json["error"] == "flow_not_found"
+    for flow_id in ("AAAAAAAAAAAAAAAAAAAAAA", "x" * 300):
+        assert (api.get(flow_id).status, api.get(flow_id).json["error"]) == (404, "flow_not_found")
+        answer = api.event(flow_id, "submit", {"email": TARO})
+        assert (answer.status, answer.json["error"]) == (404, "flow_not_found")
+
+
+def test_unknown_api_routes_and_methods_answer_json(api: Api) -> None:
+    """404 and 405 of unknown /api/ routes are JSON errors, 405 with Allow."""
+    missing = api.send("GET", "/api/no/such/route")
+    assert (missing.status, missing.json["error"]) == (404, "not_found")
+    wrong = api.send("DELETE", "/api/flows/abc")
+    assert (wrong.status, wrong.json["error"]) == (405, "method_not_allowed")
+    assert "GET" in (wrong.header("Allow") or "")
+
+
+# ---- 422 -------------------------------------------------------------------------------------
+
+def test_invalid_fields_answer_422_with_the_snapshot_and_its_messages(
+        api: Api, engine: regflow.Engine) -> None:
+    """A bad e-mail: 422, the snapshot stays on enter_email with email_invalid next to the field."""
+    snap = started(api)
+    answer = api.event(snap["id"], "submit", {"email": "not-an-address"})
+    assert answer.status == 422
+    body = answer.json
+    assert body["state"] == "enter_email"
+    assert [(m["id"], m["field"]) for m in body["screen"]["messages"]] == [("email_invalid", "email")]
+    assert mail_count(engine) == 0
+
+
+@pytest.mark.parametrize(("context", "error"), [
+    ({}, "context_invalid"),
+    ({"account": "   "}, "context_invalid"),
+    ({"account": "abcd8-01", "seat": "x"}, "context_invalid"),
+    ({"account": "zzzz9-99"}, "account_unknown"),
+])
+def test_a_bad_context_is_422_naming_the_key(api: Api, context: dict[str, str], error: str) -> None:
+    """Missing, blank, unknown keys and unknown accounts: 422 with the id and the field."""
+    answer = api.start("registration", context)
+    assert answer.status == 422
+    assert answer.json["error"] == error
+    assert answer.json["field"] == ("seat" if "seat" in context else "account")
+
+
+# ---- 409, 410 --------------------------------------------------------------------------------
+
+def test_an_event_the_state_does_not_take_is_409_with_allowed(api: Api) -> None:
+    """resend_code on enter_email: 409 event_not_allowed listing submit and cancel."""
+    snap = started(api)
+    answer = api.event(snap["id"], "resend_code")
+    assert answer.status == 409
+    assert answer.json["error"] == "event_not_allowed"
+    assert sorted(answer.json["allowed"]) == ["cancel", "submit"]
+    assert (answer.json["state"], answer.json["event"]) == ("enter_email", "resend_code")
+
+
+def test_an_expired_flow_is_410_at_the_exact_second(api: Api, frozen: FrozenDateTimeFactory) -> None:
+    """The server's threads read the frozen clock: 200 one second before the expiry, 410 at it."""
+    snap = started(api)
+    frozen.tick(timedelta(minutes=60) - timedelta(seconds=1))
+    assert api.get(snap["id"]).status == 200
+    frozen.tick(timedelta(seconds=1))
+    answer = api.get(snap["id"])
+    assert answer.status == 410
+    body = answer.json
+    assert (body["error"], body["status"]) == ("flow_gone", "expired")
+    assert (body["snapshot"]["status"], body["snapshot"]["state"]) == ("expired", "expired")
+    assert [m["id"] for m in body["snapshot"]["screen"]["messages"]] == ["flow_expired"]
+    event = api.event(snap["id"], "submit", {"email": TARO})
+    assert (event.status, event.json["error"], event.json["status"]) == (410, "flow_gone", "expired")
+
+
+def test_other_ended_flows_read_200_but_take_no_events_410(api: Api) -> None:
+    """A cancelled flow is still readable (200) and refuses events with 410 and its status."""
+    snap = started(api)
+    cancelled = api.event(snap["id"], "cancel")
+    assert (cancelled.status, cancelled.json["status"]) == (200, "cancelled")
+    assert (api.get(snap["id"]).status, api.get(snap["id"]).json["status"]) == (200, "cancelled")
+    answer = api.event(snap["id"], "submit", {"email": TARO})
+    assert (answer.status, answer.json["error"], answer.json["status"]) == (410, "flow_gone", "cancelled")
+    assert answer.json["snapshot"]["status"] == "cancelled"
+
+
+# ---- 401, 403 --------------------------------------------------------------------------------
+
+def test_admin_listing_needs_the_admins_session(api: Api, team: dict[str, str]) -> None:
+    """No, unknown or non-Bearer token: 401 with WWW-Authenticate; a member: 403; the admin: 200."""
+    for headers in ({}, bearer("nope.nope"), {"Authorization": f"Basic {team['admin']}"}):
+        answer = api.send("GET", "/api/admin/logins", headers=headers)
+        assert (answer.status, answer.json["error"]) == (401, "not_signed_in")
+        assert (answer.header("WWW-Authenticate") or "").startswith("Bearer")
+    member = api.send("GET", "/api/admin/logins", headers=bearer(team["member"]))
+    assert (member.status, member.json["error"]) == (403, "forbidden")
+    admin = api.send("GET", "/api/admin/logins", headers=bearer(team["admin"]))
+    assert admin.status == 200
+    assert {row["email"]: row["role"] for row in admin.json} == {TARO: "admin", HANAKO: "member"}
+    assert all(set(row) == LOGIN_KEYS for row in admin.json)
+
+
+def test_admin_flows_need_the_admins_session(api: Api, team: dict[str, str]) -> None:
+    """delete_login: 401 without a session, 403 for a member, the admin deletes Hanako."""
+    logins = api.send("GET", "/api/admin/logins", headers=bearer(team["admin"])).json
+    hanako = next(row["id"] for row in logins if row["email"] == HANAKO)
+    unsigned = api.start("delete_login", {"target": hanako})
+    assert (unsigned.status, unsigned.json["error"]) == (401, "not_signed_in")
+    member = api.start("delete_login", {"target": hanako}, headers=bearer(team["member"]))
+    assert (member.status, member.json["error"]) == (403, "forbidden")
+    flow = api.start("delete_login", {"target": hanako}, headers=bearer(team["admin"]))
+    assert flow.status == 201
+    flow_id = flow.json["id"]
+    assert api.event(flow_id, "submit").status == 401
+    assert api.event(flow_id, "submit", headers=bearer(team["member"])).status == 403
+    done = api.event(flow_id, "submit", headers=bearer(team["admin"]))
+    assert (done.status, done.json["state"], done.json["status"]) == (200, "done", "completed")
+    rows = api.send("GET", "/api/admin/logins", headers=bearer(team["admin"])).json
+    assert [row["email"] for row in rows] == [TARO]
+    gone = api.send("GET", "/api/admin/logins", headers=bearer(team["member"]))
+    assert gone.status == 401  # a deleted login's sessions are dead at once
+
+
+# ---- 400, 413 --------------------------------------------------------------------------------
+
+BAD_EVENT_BODIES: list[tuple[str, bytes, dict[str, str]]] = [
+    ("malformed JSON", b'{"data": {"email": ', JSON),
+    ("not an object", b'["submit"]', JSON),
+    ("a string", b'"taro@example.jp"', JSON),
+    ("data not an object", b'{"data": ["taro@example.jp"]}', JSON),
+    ("data null", b'{"data": null}', JSON),
+    ("a list value", b'{"data": {"email": ["taro@example.jp"]}}', JSON),
+    ("an object value", b'{"data": {"email": {"to": "taro@example.jp"}}}', JSON),
+    ("a number value", b'{"data": {"code": 12345678}}', JSON),
+    ("NaN", b'{"data": {"email": NaN}}', JSON),
+    ("unknown top-level key", b'{"email": "taro@example.jp"}', JSON),
+    ("a key beside data", b'{"data": {}, "event": "submit"}', JSON),
+    ("a duplicate key", b'{"data": {}, "data": {"email": "taro@example.jp"}}', JSON),
+    ("not JSON at all", b"email=taro%40example.jp", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("JSON without its type", b'{"data": {}}', {"Content-Type": "text/plain"}),
+    ("invalid UTF-8", b'{"data": {"email": "\xff\xfe"}}', JSON),
+    ("an unpaired surrogate", b'{"data": {"email": "\\ud800@example.jp"}}', JSON),
+    ("a NUL character", b'{"data": {"email": "taro\\u0000@example.jp"}}', JSON),
+    ("nested too deep", b"[" * 20000 + b"]" * 20000, JSON),
+    ("a bad Idempotency-Key", b'{"data": {}}', {**JSON, "Idempotency-Key": "has spaces in it"}),
+    ("a long Idempotency-Key", b'{"data": {}}', {**JSON, "Idempotency-Key": "k" * 256}),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "headers"), BAD_EVENT_BODIES, ids=[c[0] for c in BAD_EVENT_BODIES])
+def test_a_request_that_is_not_the_json_asked_for_is_400(
+        api: Api, engine: regflow.Engine, case: str, raw: bytes, headers: dict[str, str]) -> None:
+    """Each malformed event request: 400 bad_request with a detail; the flow is untouched."""
+    snap = started(api)
+    answer = api.send("POST", f"/api/flows/{snap['id']}/events/submit", raw=raw, headers=headers)
+    assert answer.status == 400, case
+    assert answer.json["error"] == "bad_request"
+    assert answer.json["detail"]
+    assert api.get(snap["id"]).json["state"] == "enter_email"
+    assert mail_count(engine) == 0
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"context": "abcd8-01"}', b'{"context": {"account": 7}}', b'{"context": {"account": null}}',
+    b'{"account": "abcd8-01"}', b"[]", b"{",
+])
+def test_a_bad_start_body_is_400(api: Api, raw: bytes) -> None:
+    """Start bodies of the wrong shape or types: 400 (a well-formed but unusable context is 422)."""
+    answer = api.send("POST", "/api/flows/registration", raw=raw)
+    assert (answer.status, answer.json["error"]) == (400, "bad_request")
+
+
+def test_no_body_is_an_empty_object(api: Api) -> None:
+    """An event without a body sends no data: cancel needs none."""
+    snap = started(api)
+    answer = api.send("POST", f"/api/flows/{snap['id']}/events/cancel")
+    assert (answer.status, answer.json["status"]) == (200, "cancelled")
+
+
+def test_an_oversized_body_is_413(api: Api, app: Any) -> None:
+    """A body over MAX_CONTENT_LENGTH: 413 body_too_large, as JSON, on both POST routes."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    big = json.dumps({"data": {"email": "x" * limit}}).encode()
+    snap = started(api)
+    answer = api.send("POST", f"/api/flows/{snap['id']}/events/submit", raw=big)
+    assert (answer.status, answer.json["error"]) == (413, "body_too_large")
+    big_start = json.dumps({"context": {"account": "y" * limit}}).encode()
+    start = api.send("POST", "/api/flows/registration", raw=big_start)
+    assert (start.status, start.json["error"]) == (413, "body_too_large")
+
+
+# ---- 503, 500 --------------------------------------------------------------------------------
+
+def test_a_failing_store_is_503_and_a_fault_is_500_without_details(
+        api: Api, engine: regflow.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store errors answer 503 with Retry-After, other faults 500; neither leaks its message."""
+    snap = started(api)
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise regflow.StoreError("connection to db-7.internal refused")
+
+    monkeypatch.setattr(engine, "get", store_down)
+    answer = api.get(snap["id"])
+    assert (answer.status, answer.json["error"], answer.header("Retry-After")) == (503, "store_error", "1")
+    assert "db-7" not in answer.raw.decode()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(engine, "get", broken)
+    fault = api.get(snap["id"])
+    assert (fault.status, fault.json["error"]) == (500, "internal_error")
+    assert "secret" not in fault.raw.decode()
+
+
+# ---- idempotency -----------------------------------------------------------------------------
+
+def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_payload(
+        api: Api, engine: regflow.Engine) -> None:
+    """Same key and payload: the same body and one mail; same key, other payload: 422."""
+    snap = started(api)
+    key = {"Idempotency-Key": "9f1c2a7e-submit-email"}
+    first = api.event(snap["id"], "submit", {"email": TARO}, headers=key)
+    assert (first.status, first.json["state"]) == (200, "enter_code")
+    again = api.event(snap["id"], "submit", {"email": TARO}, headers=key)
+    assert (again.status, again.json) == (200, first.json)
+    assert mail_count(engine) == 1
+    other = api.event(snap["id"], "submit", {"email": HANAKO}, headers=key)
+    assert (other.status, other.json["error"]) == (422, "idempotency_key_reused")
+    assert mail_count(engine) == 1
+
+
+# ---- languages -------------------------------------------------------------------------------
+
+def test_accept_language_and_lang_pick_the_texts(api: Api) -> None:
+    """Japanese by default and for other tags; English by Accept-Language or ?lang=en; else the flow's."""
+    default = api.start("registration", {"account": "abcd8-01"})
+    english = api.start("registration", {"account": "abcd8-01"},
+                        headers={"Accept-Language": "en-US,en;q=0.9,ja;q=0.5"})
+    french = api.start("registration", {"account": "abcd8-01"}, headers={"Accept-Language": "fr"})
+    assert (default.header("Content-Language"), default.json["lang"]) == ("ja", "ja")
+    assert (english.header("Content-Language"), english.json["lang"]) == ("en", "en")
+    assert french.header("Content-Language") == "ja"
+    assert english.json["screen"]["title"] == "Create an account"
+    assert [a["label"] for a in english.json["screen"]["actions"]] == ["Next", "Cancel"]
+    assert default.json["screen"]["title"] == "アカウントの作成"
+    flow_id = default.json["id"]
+    by_query = api.send("GET", f"/api/flows/{flow_id}?lang=en", headers={"Accept-Language": "ja"})
+    assert by_query.header("Content-Language") == "en"
+    assert by_query.json["screen"]["title"] == "Create an account"
+    english_id = english.json["id"]
+    kept = api.get(english_id)  # no language asked: the flow's own
+    assert (kept.header("Content-Language"), kept.json["screen"]["title"]) == ("en", "Create an account")
+    assert api.get(english_id, headers={"Accept-Language": "ja"}).json["lang"] == "ja"
+    invalid = api.event(flow_id, "submit", {"email": "nope"}, headers={"Accept-Language": "en"})
+    assert invalid.json["screen"]["messages"][0]["text"] == "Enter a valid e-mail address."
+    unknown = api.start("registration", {"account": "zzzz9-99"}, headers={"Accept-Language": "en"})
+    assert unknown.json["text"] == "This ASP user (account) is not part of any contract."
+
+
+# ---- a whole journey -------------------------------------------------------------------------
+
+def test_registration_sign_in_and_admin_listing_through_the_api(
+        api: Api, engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """Sign-in hands over to registration; code, details, provisioning; sign-in, link, listing."""
+    sign = api.start("sign_in", {"account": "abcd8-01"}).json
+    assert [a["event"] for a in sign["screen"]["actions"]] == ["submit", "create_account", "forgot_password"]
+    handed = api.event(sign["id"], "create_account")
+    reg = handed.json
+    assert (handed.status, reg["flow"], reg["state"]) == (200, "registration", "enter_email")
+    assert reg["continue_with"] == {"flow": "registration", "id": reg["id"]}
+    assert handed.header("Content-Location") == f"/api/flows/{reg['id']}"
+    old = api.get(sign["id"]).json
+    assert (old["status"], old["continue_with"]["id"]) == ("completed", reg["id"])
+
+    snap = api.event(reg["id"], "submit", {"email": TARO}).json
+    assert snap["state"] == "enter_code"
+    assert api.event(reg["id"], "submit", {"code": "00000000"}).status == 422
+    snap = api.event(reg["id"], "submit", {"code": last_code(engine)}).json
+    assert snap["state"] == "details"
+    snap = api.event(reg["id"], "submit", details()).json
+    assert (snap["state"], [t["event"] for t in snap["timers"]]) == ("provisioning", ["provisioned"])
+
+    early = api.start("sign_in", {"account": "abcd8-01"}).json
+    early = api.event(early["id"], "submit", {"email": TARO, "password": PASSWORD})
+    assert (early.status, [m["id"] for m in early.json["screen"]["messages"]]) == (422, ["not_ready"])
+    frozen.tick(timedelta(minutes=10))
+    assert (api.get(reg["id"]).json["state"], api.get(reg["id"]).json["status"]) == ("ready", "completed")
+
+    flow = api.start("sign_in", {"account": "abcd8-01"}).json
+    prompt = api.event(flow["id"], "submit", {"email": TARO, "password": PASSWORD}).json
+    assert prompt["state"] == "link_prompt"
+    done = api.event(flow["id"], "submit").json
+    assert (done["state"], done["status"]) == ("signed_in", "completed")
+    logins = api.send("GET", "/api/admin/logins", headers=bearer(done["session"]))
+    assert logins.status == 200
+    (row,) = logins.json
+    assert (row["email"], row["role"], row["account"], row["ready"]) == (TARO, "admin", "abcd8-01", True)
+    assert row["display_name"] == details()["display_name"]
+
+
+# ---- the OpenAPI document --------------------------------------------------------------------
+
+def test_the_openapi_document_is_valid_and_names_every_route_flow_and_event(
+        api: Api, app: Any, engine: regflow.Engine) -> None:
+    """openapi-spec-validator accepts it; every API route, flow and user event is in it."""
+    doc = api.doc
+    validate_spec(doc)
+    assert doc["openapi"].startswith("3.1")
+    assert doc == openapi_document(engine.flows)
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        assert path in doc["paths"], path
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert method.lower() in doc["paths"][path], (method, path)
+    schemas = doc["components"]["schemas"]
+    assert {"Snapshot", "Screen", "Field", "Action", "Message", "Timer", "Error", "Login"} <= set(schemas)
+    assert schemas["FlowName"]["enum"] == engine.flows.names()
+    flows = doc["x-regflow-flows"]
+    assert flows["sign_in"]["events"] == [
+        "submit", "create_account", "forgot_password", "continue_legacy", "resend_code", "cancel"]
+    assert flows["registration"]["states"]["details"]["fields"] == [
+        "password", "password_confirm", "customer_id", "display_name", "tel"]
+    assert flows["delete_login"]["auth"] == "admin"
+    for flow in flows.values():
+        assert set(flow["events"]) <= set(schemas["EventName"]["enum"])
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
