@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_LANG ?= ja
 
-.PHONY: venv install demo test lint clean
+.PHONY: venv install demo demo-terminal test lint clean
 
 venv: $(BIN)/python
 
@@ -20,9 +20,13 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# The web demo on a fresh demo/regflow.db; `make demo-terminal` registers in the terminal instead.
 demo: install
-	mkdir -p demo
 	$(BIN)/regflow demo --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG)
+
+demo-terminal: install
+	mkdir -p demo
+	$(BIN)/regflow demo --terminal --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG)
 
 lint: install
 	$(BIN)/ruff check regflow tests

@@ -88,7 +88,7 @@ def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: 
     try:
         customer = seed_demo(engine)
         directory = getattr(engine.mailer, "directory", None)
-        url = f"http://{host}:{port}/?account={DEMO_ACCOUNT}" + ("&lang=en" if lang == "en" else "")
+        url = f"http://{host}:{port}/?account={DEMO_ACCOUNT}&lang={lang}"
         click.echo(WEB_BANNER[lang].format(
             url=url, customer_id=customer.customer_id, phone=customer.phone,
             licenses=customer.licenses, accounts=" ".join(customer.accounts), db=db,
