@@ -29,7 +29,21 @@ def open_store(url: str) -> Store:
 
 
 def open_mailer(spec: str, clock: Clock | None = None) -> Mailer:
-    """A mailer from a spec: ``memory`` or ``outbox:DIR``."""
+    """A mailer from a spec:
+
+    - ``memory``: kept in the mailer's ``messages`` list;
+    - ``outbox:DIR``: one RFC 5322 ``.eml`` file per mail in DIR;
+    - ``smtp://[USER:PASSWORD@]HOST[:PORT]``: SMTP without TLS (port 25 by default);
+    - ``smtp://[USER:PASSWORD@]HOST[:PORT]?starttls=1``: SMTP upgraded by STARTTLS, required
+      (port 587 by default);
+    - ``smtps://[USER:PASSWORD@]HOST[:PORT]``: SMTP over implicit TLS (port 465 by default).
+
+    SMTP URLs also take ``timeout=SECONDS`` (default 10), the longest one send may take. USER and
+    PASSWORD are percent-encoded in the URL; each one absent from it is read from the environment
+    variables ``REGFLOW_SMTP_USER`` and ``REGFLOW_SMTP_PASSWORD`` (which keeps the password out of
+    command lines). TLS checks the server's certificate against the system's CAs (OpenSSL's
+    ``SSL_CERT_FILE`` names another bundle). See ``regflow.adapters.smtp`` and docs/mail.md.
+    """
     if spec == "memory":
         from regflow.adapters.mailers import MemoryMailer
 
@@ -38,7 +52,12 @@ def open_mailer(spec: str, clock: Clock | None = None) -> Mailer:
         from regflow.adapters.mailers import OutboxDirMailer
 
         return OutboxDirMailer(Path(spec[len("outbox:"):]), clock=clock)
-    raise ValueError(f"unsupported mail spec {spec!r}: use memory or outbox:DIR")
+    from regflow.adapters.smtp import SmtpMailer, redact_url
+
+    if spec.startswith(("smtp://", "smtps://")):
+        return SmtpMailer.from_url(spec)
+    raise ValueError(f"unsupported mail spec {redact_url(spec)!r}: use memory, outbox:DIR, "
+                     "smtp://HOST:PORT (?starttls=1) or smtps://HOST:PORT")
 
 
 def make_hasher(kind: str | PasswordHasher) -> PasswordHasher:
@@ -70,9 +89,9 @@ def build_engine(
     """An engine on the store at ``db`` with the mailer of ``mail`` (also printing every mail
     on stdout when ``echo_mail``, as the demo does).
 
-    ``secret=`` (or the environment's ``REGFLOW_SECRET``) keys session tokens; processes that
-    share a database should share it, so an idempotent replay answered by another process
-    gives back the same token. Without one, each engine draws its own.
+    ``secret=`` (or the environment's ``REGFLOW_SECRET``) keys session tokens and request
+    hashes; without one, the engine uses the store's shared secret, made on first use and kept
+    in the database, so every process on it agrees.
     """
     from regflow.mail import MailComposer
 

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import random
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -95,7 +94,7 @@ class Engine:
             hasher=hasher, contracts=self.contracts,
             provisioner=provisioner if provisioner is not None else NoProvisioner(),
             composer=composer, product=product,
-            secret=secret if secret is not None else secrets.token_bytes(32),
+            secret=secret if secret is not None else store.shared_secret(),
             session_ttl=int(session_ttl.total_seconds()),
         )
         self._rng = rng if rng is not None else random.Random()

@@ -155,6 +155,9 @@ class Store(Protocol):
     def due_flows(self, now: datetime, limit: int) -> Sequence[str]:
         """Ids of active flows with a timer or expiry due at ``now``, by index."""
     def iter_flow_ids(self) -> Iterator[str]: ...
+    def shared_secret(self) -> bytes:
+        """32 random bytes made on first use and kept with the data: every process on the
+        same database reads the same (it keys session tokens and request hashes)."""
     def close(self) -> None: ...
 
 

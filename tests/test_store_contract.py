@@ -1015,3 +1015,22 @@ def test_unreachable_postgres_is_store_error() -> None:
         pass
     assert type(caught.value) is StoreError
     assert caught.value.__cause__ is not None
+
+
+def test_shared_secret_is_stable(store: Store) -> None:
+    """A store's shared secret is 32 bytes and the same on every call."""
+    first = store.shared_secret()
+    assert len(first) == 32
+    assert store.shared_secret() == first
+
+
+def test_shared_secret_is_shared_by_every_store_on_one_file(tmp_path: Path) -> None:
+    """Two stores on one SQLite file agree on the secret; another file has its own."""
+    one = PeeweeStore.from_url(sqlite_url(tmp_path / "one.db"))
+    again = PeeweeStore.from_url(sqlite_url(tmp_path / "one.db"))
+    other = PeeweeStore.from_url(sqlite_url(tmp_path / "two.db"))
+    try:
+        assert one.shared_secret() == again.shared_secret() != other.shared_secret()
+    finally:
+        for store in (one, again, other):
+            store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxMail] = {}
         self._queued: dict[str, None] = {}  # ids of queued mail
         self._tx = _Transaction(self)
+        self._secret: bytes | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[ports.Transaction]:
@@ -95,6 +97,12 @@ class MemoryStore:
                 if self._depth == 0:
                     self._owner = None
                     self._undo.clear()
+
+    def shared_secret(self) -> bytes:
+        """Random bytes made once for this store (it lives in one process anyway)."""
+        if self._secret is None:
+            self._secret = secrets.token_bytes(32)
+        return self._secret
 
     def due_flows(self, now: datetime, limit: int) -> list[str]:
         """Ids of active flows due at ``now``, earliest first, read from the sorted index."""

@@ -166,6 +166,7 @@ class Tables:
     sessions: Any
     codes: Any
     outbox: Any
+    meta: Any
 
     def all(self) -> list[Any]:
         """Every model, in creation order (customers before the accounts referring to them)."""
@@ -300,6 +301,13 @@ def build_tables(db: pw.Database) -> Tables:
         class Meta:
             table_name = "outbox"
 
+    class Meta_(Base):
+        key = pw.TextField(primary_key=True)
+        value = pw.TextField()
+
+        class Meta:
+            table_name = "regflow_meta"
+
     # Index names are explicit: PostgreSQL reports them in constraint errors.
     Flow.add_index(Flow.index(Flow.next_due_at, name="flows_next_due_at"))
     Journal.add_index(Journal.index(Journal.flow_id, name="journal_flow_id"))
@@ -327,4 +335,5 @@ def build_tables(db: pw.Database) -> Tables:
         sessions=Session,
         codes=Code,
         outbox=Outbox,
+        meta=Meta_,
     )

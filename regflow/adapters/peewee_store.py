@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +95,7 @@ class PeeweeStore:
         self._tx = Transaction(db, self._tables)
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._secret: bytes | None = None
 
     @classmethod
     def from_url(cls, url: str) -> PeeweeStore:
@@ -171,6 +173,15 @@ class PeeweeStore:
                 block.__exit__(StoreError, error, None)
                 raise error
             block.__exit__(None, None, None)
+
+    def shared_secret(self) -> bytes:
+        """The database's secret, made by whichever process asks first (insert-if-absent)."""
+        if self._secret is None:
+            meta = self._tables.meta
+            with self.transaction(), translated():
+                meta.insert(key="secret", value=secrets.token_hex(32)).on_conflict_ignore().execute()
+                self._secret = bytes.fromhex(meta.get(meta.key == "secret").value)
+        return self._secret
 
     def due_flows(self, now: datetime, limit: int) -> list[str]:
         """Ids of active flows due at ``now``, earliest first, from the next_due_at index."""

@@ -1,0 +1,426 @@
+"""The HTML front end (SPEC 4.2) in a real browser: Playwright drives Debian's chromium.
+
+The app runs on a real waitress server for an engine on a ManualClock (2026-03-02 00:00 UTC,
+09:00 in Tokyo), so the tests move time past provisioning without sleeping. Every screen passed
+through is saved as a full-page PNG under ``docs/screenshots`` (480×900, scale 1): the pictures of
+``docs/screens.md``, rewritten on every run, CI included.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the browser tests", allow_module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip("the playwright package is not installed", allow_module_level=True)
+
+from flows import DISPLAY_NAME, PASSWORD, last_code, mail_count, register, wrong_code  # noqa: E402
+from live_server import serving  # noqa: E402
+from playwright.sync_api import Browser, Cookie, Locator, Page, expect, sync_playwright  # noqa: E402
+
+import regflow  # noqa: E402
+from regflow.web import create_app  # noqa: E402
+
+START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 09:00 in Asia/Tokyo
+PRODUCT = "次世代型社労法務システム"
+CONTRACT: dict[str, Any] = {"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
+                            "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"]}
+SEAT = "abcd8-01"
+EMAIL = "sample@aaa.com"
+HANA = "hana@example.jp"
+NEW_PASSWORD = "Zr4!tLw9qB"
+PROVISIONING = 600
+SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+# ---- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One chromium for the module (a context per test keeps them apart)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def clock() -> regflow.ManualClock:
+    """A clock the tests move by hand."""
+    return regflow.ManualClock(START)
+
+
+@pytest.fixture
+def engine(clock: regflow.ManualClock) -> regflow.Engine:
+    """An engine in memory with the demo contract."""
+    built = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", clock=clock,
+                                    product=PRODUCT)
+    built.contracts.add(**CONTRACT)
+    return built
+
+
+@pytest.fixture
+def page(chromium: Browser, engine: regflow.Engine) -> Iterator[Page]:
+    """A fresh phone-sized tab (Japanese browser) on a real server for the engine."""
+    with serving(create_app(engine)) as base:
+        context = chromium.new_context(base_url=base, viewport={"width": 480, "height": 900},
+                                       device_scale_factor=1, locale="ja-JP")
+        context.set_default_timeout(10_000)
+        tab = context.new_page()
+        complaints: list[str] = []  # CSP refusals, invalid patterns, script errors
+        tab.on("console", lambda m: complaints.append(m.text) if m.type in ("error", "warning")
+               and not m.text.startswith("Failed to load resource") else None)
+        tab.on("pageerror", lambda error: complaints.append(str(error)))
+        try:
+            yield tab
+        finally:
+            context.close()
+        assert complaints == []
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def shot(page: Page, name: str) -> None:
+    """Save the whole page as ``docs/screenshots/<name>.png``."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True, animations="disabled", caret="hide")
+
+
+def heading(page: Page, text: str) -> None:
+    """The page's h1 is ``text``."""
+    expect(page.locator("h1")).to_have_text(text)
+
+
+def click(page: Page, target: Locator) -> None:
+    """Click something that loads a page (a form's button, a link) and wait for the page."""
+    with page.expect_navigation():
+        target.click()
+
+
+def press(page: Page, label: str) -> None:
+    """Press the button labelled ``label`` exactly."""
+    click(page, page.get_by_role("button", name=label, exact=True))
+
+
+def field(page: Page, name: str) -> Locator:
+    """The input of a field (``<input id="f-NAME">``)."""
+    return page.locator(f"#f-{name}")
+
+
+def session_cookie(page: Page) -> Cookie | None:
+    """The browser's sign-in cookie, if it holds one."""
+    found = [c for c in page.context.cookies() if c["name"] == "regflow_session"]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def launch(page: Page, query: str = "", account: str = SEAT) -> None:
+    """Open the page as the ASP application's launch does."""
+    page.goto(f"/?account={account}{query}")
+
+
+def sign_in(page: Page, email: str = EMAIL, password: str = PASSWORD) -> None:
+    """From the launch to サインインしました, pressing OK at the link prompt if it comes."""
+    launch(page)
+    field(page, "email").fill(email)
+    field(page, "password").fill(password)
+    press(page, "サインイン")
+    if page.locator("h1").text_content() == "確認":
+        press(page, "OK")
+    heading(page, "サインインしました")
+
+
+def ready_login(engine: regflow.Engine, clock: regflow.ManualClock, account: str = SEAT,
+                email: str = EMAIL, **options: str) -> None:
+    """A login registered through the engine (quicker than the pages) and provisioned."""
+    snap = register(engine, account, email, **options)
+    assert snap.state == "provisioning", snap.screen.messages
+    clock.advance(PROVISIONING)
+
+
+# ---- the journeys --------------------------------------------------------------------------------
+
+
+def test_registration_in_japanese(page: Page, engine: regflow.Engine) -> None:
+    """Sign-in → 作成 → e-mail → the mailed code → 詳細の追加 (full-width, ー) → 確認 at 09:10."""
+    launch(page)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/flows/[A-Za-z0-9_-]{22}", page.url)  # 303 to the flow
+    heading(page, "サインイン")
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    shot(page, "sign_in-credentials")
+
+    press(page, "アカウントをお持ちでない場合、作成できます")
+    heading(page, "アカウントの作成")
+    shot(page, "registration-enter_email")
+    field(page, "email").press_sequentially(EMAIL)
+    press(page, "次へ")
+
+    heading(page, "コードの入力")
+    expect(page.locator("p.text")).to_have_text(f"{EMAIL} にコードを送信しました")
+    shot(page, "registration-enter_code")
+    code = last_code(engine)  # the outbox: engine.mailer.messages[-1]
+    field(page, "code").fill(wrong_code(code))
+    press(page, "次へ")
+    expect(page.locator("p.msg.error")).to_contain_text("コードが正しくありません")
+    shot(page, "registration-enter_code-invalid")
+    field(page, "code").fill(code)
+    press(page, "次へ")
+
+    heading(page, "詳細の追加")
+    shot(page, "registration-details")
+
+    def details(password_confirm: str, customer_id: str, moves_on: bool = False) -> None:
+        field(page, "password").fill(PASSWORD)
+        field(page, "password_confirm").fill(password_confirm)
+        field(page, "customer_id").fill(customer_id)
+        field(page, "display_name").fill(DISPLAY_NAME)
+        field(page, "tel").fill("03ー1234ー5678")
+        press(page, "次へ")
+        if not moves_on:
+            heading(page, "詳細の追加")
+
+    customer_id = field(page, "customer_id")
+    for typed, valid in (("２８１２３４", True), ("281234", True), ("381234", False), ("28123", False)):
+        customer_id.fill(typed)
+        assert customer_id.evaluate("box => box.checkValidity()") is valid, typed  # the pattern
+    details("Kx7#mPq2wY", "２８１２３４")  # the confirmation differs
+    expect(field(page, "password_confirm")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-password_confirm-error-1")).to_have_text("パスワードが一致しません。")
+    expect(field(page, "customer_id")).to_have_value("２８１２３４")  # shown again as typed
+    shot(page, "registration-details-errors")
+    details(PASSWORD, "２８９９９９")  # another customer number: the one generic error
+    expect(page.locator("p.msg.error")).to_contain_text("ご契約の内容と一致しません")
+    shot(page, "registration-details-mismatch")
+    details(PASSWORD, "２８１２３４", moves_on=True)
+    heading(page, "確認")
+
+    expect(page.locator("p.text")).to_contain_text("（09:10 以降に）サインインしてください")
+    expect(page.locator("p.wait")).to_contain_text("次の自動処理は 09:10（Asia/Tokyo）の予定です。")
+    expect(page.locator("form[method=post]")).to_have_count(0)  # nothing to press: it waits
+    shot(page, "registration-provisioning")
+    attempt = engine.start("sign_in", {"account": SEAT})
+    attempt = engine.send(attempt.id, "submit", {"email": EMAIL, "password": PASSWORD})
+    assert [m.id for m in attempt.screen.messages] == ["not_ready"]  # the login exists, not yet ready
+
+
+def test_provisioning_wait_ends_at_ten_minutes(page: Page, engine: regflow.Engine,
+                                               clock: regflow.ManualClock) -> None:
+    """9:59 after: still 確認 (and a 1 s refresh); one more second: the page turns to 完了 by itself."""
+    launch(page)  # the seat this browser was opened for (the sign-in link at the end)
+    snap = register(engine, SEAT, EMAIL)
+    page.goto(f"/flows/{snap.id}")
+    heading(page, "確認")
+    clock.advance(PROVISIONING - 1)
+    page.reload()
+    heading(page, "確認")
+    expect(page.locator("meta[http-equiv=refresh]")).to_have_attribute("content", "1")
+    expect(page.locator("p.wait")).to_contain_text("1 秒後に自動的に更新されます")
+    shot(page, "registration-provisioning-last_second")
+    clock.advance(1)
+    expect(page.locator("h1")).to_have_text("アカウント登録が完了しました")  # the meta refresh
+    expect(page.locator("meta[http-equiv=refresh]")).to_have_count(0)
+    expect(page.locator("p.text")).to_contain_text("09:10 からサインインできます")
+    shot(page, "registration-ready")
+    click(page, page.get_by_role("link", name="サインイン画面へ"))
+    heading(page, "サインイン")
+    assert "/flows/" in page.url
+
+
+def test_first_sign_in_links_the_seat_and_sets_a_strict_cookie(page: Page, engine: regflow.Engine,
+                                                             clock: regflow.ManualClock) -> None:
+    """Before ready_at: not yet; then the link prompt, OK, signed in with an HttpOnly Lax cookie."""
+    register(engine, SEAT, EMAIL)
+    launch(page)
+    field(page, "email").fill(EMAIL)
+    field(page, "password").fill(PASSWORD)
+    press(page, "サインイン")
+    heading(page, "サインイン")
+    expect(page.locator("p.msg.error")).to_have_text(
+        "アカウントの設定中です。09:10 以降にサインインしてください。")
+    shot(page, "sign_in-credentials-not_ready")
+
+    clock.advance(PROVISIONING)
+    field(page, "password").fill(PASSWORD)  # the e-mail is shown again, the password is not
+    expect(field(page, "email")).to_have_value(EMAIL)
+    press(page, "サインイン")
+    heading(page, "確認")
+    expect(page.locator("p.text")).to_contain_text("アカウントとASPユーザーの紐づけが必要です。")
+    expect(page.locator("p.text")).to_contain_text("abcd8-01")
+    assert session_cookie(page) is None  # not signed in before OK
+    shot(page, "sign_in-link_prompt")
+
+    press(page, "OK")
+    heading(page, "サインインしました")
+    expect(page.get_by_role("navigation").get_by_role("link", name="アカウント管理")).to_be_visible()
+    shot(page, "sign_in-signed_in")
+    cookie = session_cookie(page)
+    assert cookie is not None
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert page.evaluate("document.cookie") == ""  # scripts see neither cookie
+    (login,) = engine.admin_logins(cookie["value"])
+    assert (login["email"], login["account"], login["role"]) == (EMAIL, SEAT, "admin")
+
+
+def test_two_factor_sign_in(page: Page, engine: regflow.Engine, clock: regflow.ManualClock) -> None:
+    """二段階認証 turned on from アカウント管理; the next sign-in asks for the mailed code."""
+    ready_login(engine, clock)
+    sign_in(page)
+    click(page, page.get_by_role("navigation").get_by_role("link", name="アカウント管理"))
+    heading(page, "アカウント管理")
+    press(page, "自分の二段階認証を設定する")
+    heading(page, "二段階認証の設定")
+    expect(page.get_by_label("二段階認証を有効にする")).not_to_be_checked()
+    shot(page, "set_two_factor-confirm")
+    page.get_by_label("二段階認証を有効にする").check()
+    press(page, "保存する")
+    heading(page, "設定を保存しました")
+    shot(page, "set_two_factor-done")
+
+    press(page, "サインアウト")
+    heading(page, "サインイン")
+    expect(page.locator("p.msg.info")).to_have_text("サインアウトしました。")
+    assert session_cookie(page) is None
+    sent = mail_count(engine)
+    field(page, "email").fill(EMAIL)
+    field(page, "password").fill(PASSWORD)
+    press(page, "サインイン")
+    heading(page, "コードの入力")
+    expect(page.locator("p.text")).to_have_text(f"{EMAIL} にコードを送信しました")
+    assert mail_count(engine) == sent + 1
+    shot(page, "sign_in-second_factor")
+    field(page, "code").fill(last_code(engine))
+    press(page, "次へ")
+    heading(page, "サインインしました")
+    cookie = session_cookie(page)
+    assert cookie is not None
+    assert engine.admin_logins(cookie["value"])[0]["two_factor"] is True
+
+
+def test_admin_transfers_the_admin_role(page: Page, engine: regflow.Engine,
+                                        clock: regflow.ManualClock) -> None:
+    """アカウント管理 → 管理者にする (花子) → 管理者を変更する → done; the page then refuses."""
+    register(engine, SEAT, EMAIL)
+    clock.advance(60)  # the list is in order of creation: one instant for both would leave it to ids
+    register(engine, "abcd8-02", HANA, display_name="花子")
+    clock.advance(PROVISIONING)
+    sign_in(page)
+    page.goto("/admin")
+    heading(page, "アカウント管理")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator("button")).to_have_count(0)  # nothing on oneself
+    hana = rows.filter(has_text=HANA)
+    expect(hana.locator("td").nth(1)).to_have_text("なし")
+    expect(hana.get_by_role("button")).to_have_text(["削除", "管理者にする"])
+    shot(page, "admin-logins")
+    page.set_viewport_size({"width": 1120, "height": 900})  # the table whole, as on a desktop
+    shot(page, "admin-logins-wide")
+    page.set_viewport_size({"width": 480, "height": 900})
+
+    click(page, hana.get_by_role("button", name="管理者にする"))
+    heading(page, "管理者の変更")
+    expect(page.locator("p.text")).to_contain_text("花子（hana@example.jp）")
+    shot(page, "transfer_admin-confirm")
+    press(page, "管理者を変更する")
+    heading(page, "管理者を変更しました")
+    expect(page.locator("ul.after a")).to_have_attribute("href", "/admin")
+    shot(page, "transfer_admin-done")
+
+    answer = page.goto("/admin")
+    assert answer is not None
+    assert answer.status == 403
+    heading(page, "アカウント管理を利用できません")
+    expect(page.get_by_role("navigation").get_by_role("link", name="アカウント管理")).to_have_count(0)
+    shot(page, "admin-forbidden")
+
+
+def test_english_screens(page: Page) -> None:
+    """``?lang=en``: English texts and ``<html lang="en">``, kept on the next screen."""
+    launch(page, "&lang=en")
+    heading(page, "Sign in")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("button[name=event]")).to_have_text(
+        ["Sign in", "No account? Create one", "Forgot your password?"])
+    expect(page.get_by_role("link", name="日本語")).to_have_attribute("hreflang", "ja")
+    shot(page, "sign_in-credentials-en")
+    press(page, "No account? Create one")
+    heading(page, "Create an account")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    shot(page, "registration-enter_email-en")
+
+
+def test_keyboard_reaches_the_fields_and_enter_signs_in(page: Page, engine: regflow.Engine,
+                                                        clock: regflow.ManualClock) -> None:
+    """Tab reaches the e-mail, then the password; Enter presses the primary action (サインイン)."""
+    ready_login(engine, clock)
+    launch(page)
+    heading(page, "サインイン")
+    passed = []  # what Tab stops at before the e-mail: only the header's language link
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "f-email":
+            break
+        passed.append(page.evaluate("document.activeElement.textContent.trim()"))
+    expect(field(page, "email")).to_be_focused()
+    assert passed == ["English"]
+    page.keyboard.type(EMAIL)
+    page.keyboard.press("Tab")
+    expect(field(page, "password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    heading(page, "確認")  # the link prompt: the credentials were submitted, not 作成
+    expect(page.locator("p.text")).to_contain_text("アカウントとASPユーザーの紐づけが必要です。")
+
+
+def test_email_already_registered(page: Page, engine: regflow.Engine) -> None:
+    """An address that has a login: the password prompt of SPEC 2.1.2, then another address."""
+    register(engine, SEAT, EMAIL)
+    launch(page, account="abcd8-02")
+    press(page, "アカウントをお持ちでない場合、作成できます")
+    field(page, "email").fill(EMAIL)
+    press(page, "次へ")
+    heading(page, "パスワードの入力")
+    expect(page.locator("p.text")).to_contain_text(f"{EMAIL} はすでに登録されています。")
+    shot(page, "registration-email_taken")
+    press(page, "別のメールアドレスでやり直す")
+    heading(page, "アカウントの作成")
+
+
+def test_password_reset(page: Page, engine: regflow.Engine, clock: regflow.ManualClock) -> None:
+    """パスワードを忘れた方はこちら → e-mail → code → new password → done; it signs in."""
+    ready_login(engine, clock)
+    launch(page)
+    press(page, "パスワードを忘れた方はこちら")
+    heading(page, "パスワードのリセット")
+    shot(page, "password_reset-enter_email")
+    field(page, "email").fill(EMAIL)
+    press(page, "次へ")
+    heading(page, "コードの入力")
+    shot(page, "password_reset-enter_code")
+    field(page, "code").fill(last_code(engine))
+    press(page, "次へ")
+    heading(page, "新しいパスワード")
+    shot(page, "password_reset-new_password")
+    field(page, "password").fill(NEW_PASSWORD)
+    field(page, "password_confirm").fill(NEW_PASSWORD)
+    press(page, "次へ")
+    heading(page, "パスワードを変更しました")
+    shot(page, "password_reset-done")
+    sign_in(page, password=NEW_PASSWORD)
