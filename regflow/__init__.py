@@ -17,6 +17,7 @@ from regflow.exceptions import (
     RegflowError,
     StoreError,
     TransientError,
+    VersionUnavailable,
 )
 from regflow.library import FlowLibrary
 from regflow.registry import Registry
@@ -50,4 +51,5 @@ __all__ = [
     "SystemClock",
     "Timer",
     "TransientError",
+    "VersionUnavailable",
 ]

@@ -134,6 +134,14 @@ class RetryPolicy:
 
 
 @attrs.frozen
+class MigrationDef:
+    """How flows of an older version move to this one: old state → new state (unlisted states
+    keep their name, which must exist here)."""
+
+    states: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class FlowDefinition:
     """A whole flow, as loaded and checked."""
 
@@ -150,6 +158,7 @@ class FlowDefinition:
     description: str = ""
     auth: str = "none"  # none | session (a signed-in login) | admin (the customer's admin)
     choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict)  # allowed setting values
+    migrations: dict[str, MigrationDef] = attrs.field(factory=dict)  # from version "N"
 
     def seconds(self, duration: str) -> int:
         """A duration of this definition in seconds, with ``@name`` read from the settings."""
@@ -309,7 +318,7 @@ def _timer(conv: cattrs.Converter, value: Any) -> TimerDef:
 
 
 for _cls in (FieldDef, ActionDef, ScreenDef, TransitionDef, TimerDef, StateDef, RetryPolicy,
-             FlowDefinition):
+             MigrationDef, FlowDefinition):
     attrs.resolve_types(_cls)
 _CONVERTER = _make_converter()
 
@@ -373,6 +382,11 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
     if defn.auth not in ("none", "session", "admin"):
         faults.append(f"{root}.auth: 'none', 'session' or 'admin', not {defn.auth!r}")
     faults += _duration_fault(defn, defn.expiry, f"{root}.expiry")
+    for old, migration in defn.migrations.items():
+        if not old.isdigit() or int(old) >= defn.version:
+            faults.append(f"{root}.migrations.{old}: migrations come from an older version number")
+        faults += [f"{root}.migrations.{old}.states.{src}: unknown state {dst!r}"
+                   for src, dst in migration.states.items() if dst not in states]
     for key, allowed in defn.choices.items():
         if key not in defn.settings:
             faults.append(f"{root}.choices.{key}: unknown setting {key!r}")

@@ -33,6 +33,7 @@ from regflow.exceptions import (
     IdempotencyConflict,
     InvalidContext,
     TransientError,
+    VersionUnavailable,
 )
 from regflow.library import FlowLibrary
 from regflow.mail_relay import MailRelay
@@ -357,7 +358,32 @@ class Engine:
         record = tx.flows.load(flow_id) if isinstance(flow_id, str) and len(flow_id) <= 64 else None
         if record is None:
             raise FlowNotFound(f"no flow with id {flow_id!r}")
+        if record.version not in self.flows.versions(record.flow):
+            self._migrate(tx, record)
         return record
+
+    def _migrate(self, tx: Transaction, record: FlowRecord) -> None:
+        """Move a flow whose version was retired to the latest one, by its declared migration."""
+        if record.flow not in self.flows:
+            raise VersionUnavailable(f"flow {record.id}: no definition named {record.flow!r}")
+        latest = self.flows.latest(record.flow)
+        migration = latest.migrations.get(str(record.version))
+        if migration is None:
+            raise VersionUnavailable(
+                f"flow {record.id} runs on {record.flow} v{record.version}, which is not loaded, "
+                f"and v{latest.version} declares no migration from it")
+        source = record.state
+        target = migration.states.get(source, source)
+        if target not in latest.states:
+            raise VersionUnavailable(
+                f"flow {record.id}: v{latest.version} has no state {target!r} for {source!r}")
+        timer_events = latest.states[target].timer_events
+        record.state, record.version = target, latest.version
+        record.timers = [(event, at) for event, at in record.timers if event in timer_events]
+        tx.flows.journal(JournalEntry(
+            flow_id=record.id, from_state=source, to_state=target, event="migrate",
+            actor="system", at=self.clock.now(), outcome=f"v{latest.version}"))
+        self._save(tx, record, record.rev)
 
     def _save(self, tx: Transaction, record: FlowRecord, expected: int) -> None:
         if not tx.flows.update(record, expected):

@@ -4,6 +4,7 @@
     ├── DefinitionError          a flow definition is broken (carries the path of each fault)
     ├── FlowNotFound             unknown flow id or flow name            (HTTP 404)
     ├── FlowGone                 the flow has ended and takes no events  (HTTP 410)
+    ├── VersionUnavailable       the flow's definition version is gone, no migration (HTTP 410)
     ├── EventNotAllowed          the state does not take that event      (HTTP 409, ``allowed``)
     ├── IdempotencyConflict      same Idempotency-Key, other payload     (HTTP 422)
     ├── Forbidden                no admin session of the same customer   (HTTP 403)
@@ -51,6 +52,12 @@ class FlowGone(RegflowError):
         self.flow_id = flow_id
         self.status = status
         super().__init__(f"flow {flow_id} is {status}")
+
+
+class VersionUnavailable(RegflowError):
+    """The flow runs on a definition version no longer loaded, and no migration is declared."""
+
+    message_id = "flow_version_unavailable"
 
 
 class EventNotAllowed(RegflowError):

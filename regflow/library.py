@@ -50,6 +50,17 @@ class FlowLibrary:
         except KeyError:
             raise FlowNotFound(f"no flow {name!r} version {version}") from None
 
+    def versions(self, name: str) -> list[int]:
+        """The versions of a flow that are loaded, oldest first."""
+        return sorted(self._versions.get(name, {}))
+
+    def retire(self, name: str, version: int) -> None:
+        """Unload a version (after a deploy): its flows in flight then migrate or are refused."""
+        versions = self._versions.get(name, {})
+        if version not in versions or len(versions) == 1:
+            raise DefinitionError([f"{name}.version: cannot retire version {version}"])
+        del versions[version]
+
     def names(self) -> list[str]:
         """The flows known, sorted."""
         return sorted(self._versions)

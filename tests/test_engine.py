@@ -214,3 +214,46 @@ def test_every_message_and_screen_has_a_text(lang: str) -> None:
                     missing.append(f"action {action.event}")
         missing += [f"field {f}" for f in defn.fields if catalog.find(f"field.{f}") is None]
     assert missing == []
+
+
+def test_retired_version_migrates_by_declaration() -> None:
+    """After v1 is retired, a v1 flow moves to v2 by the declared migration, journaled."""
+    library = FlowLibrary(Registry())
+    library.add(TOY)
+    engine = engine_with(library)
+    old = engine.start("toy")
+    old = engine.send(old.id, "submit")
+    assert (old.version, old.state) == (1, "b")
+    v2 = {**TOY, "version": 2, "migrations": {"1": {"states": {"b": "b2"}}},
+          "states": {"a": TOY["states"]["a"],
+                     "b2": {"screen": {"actions": ["submit"]}, "on": {"submit": "done"}},
+                     "done": {"final": True}}}
+    v2["states"]["a"] = {"screen": {"actions": ["submit"]}, "on": {"submit": "b2"}}
+    library.add(v2)
+    library.retire("toy", 1)
+    moved = engine.get(old.id)
+    assert (moved.version, moved.state) == (2, "b2")
+    assert engine.send(old.id, "submit").state == "done"
+    steps = [(j.event, j.from_state, j.to_state, j.actor) for j in engine.history(old.id)]
+    assert ("migrate", "b", "b2", "system") in steps
+
+
+def test_retired_version_without_migration_is_refused() -> None:
+    """Without a declared migration, a flow on a retired version is refused with a clear error."""
+    library = FlowLibrary(Registry())
+    library.add(TOY)
+    engine = engine_with(library)
+    old = engine.start("toy")
+    library.add({**TOY, "version": 2})
+    library.retire("toy", 1)
+    with pytest.raises(regflow.VersionUnavailable, match="declares no migration"):
+        engine.get(old.id)
+    with pytest.raises(regflow.VersionUnavailable):
+        engine.send(old.id, "submit")
+
+
+def test_migration_to_an_unknown_state_fails_at_load() -> None:
+    """A migration naming a state the new version lacks is a definition fault with its path."""
+    library = FlowLibrary(Registry())
+    with pytest.raises(regflow.DefinitionError, match=r"toy.migrations.1.states.b: unknown state"):
+        library.add({**TOY, "version": 2, "migrations": {"1": {"states": {"b": "nowhere"}}}})

@@ -1,6 +1,6 @@
 """The ``regflow`` command line (SPEC 4.3)."""
 
-from regflow.cli import contracts, service, terminal
+from regflow.cli import contracts, lint_commands, service, terminal
 from regflow.cli.base import main
 
-__all__ = ["contracts", "main", "service", "terminal"]
+__all__ = ["contracts", "lint_commands", "main", "service", "terminal"]

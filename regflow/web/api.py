@@ -38,6 +38,7 @@ from regflow.exceptions import (
     RegflowError,
     StoreError,
     TransientError,
+    VersionUnavailable,
 )
 from regflow.screens import Snapshot
 from regflow.web import engine_of
@@ -47,7 +48,8 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 # The first class an error is an instance of decides its status (NotSignedIn before Forbidden).
 STATUS_OF: tuple[tuple[type[RegflowError], int], ...] = (
-    (FlowNotFound, 404), (FlowGone, 410), (EventNotAllowed, 409), (IdempotencyConflict, 422),
+    (FlowNotFound, 404), (FlowGone, 410), (VersionUnavailable, 410), (EventNotAllowed, 409),
+    (IdempotencyConflict, 422),
     (InvalidContext, 422), (NotSignedIn, 401), (Forbidden, 403),
     (ConcurrentUpdate, 503), (TransientError, 503), (StoreError, 503),
 )
