@@ -159,6 +159,12 @@ class FlowDefinition:
     auth: str = "none"  # none | session (a signed-in login) | admin (the customer's admin)
     choices: dict[str, tuple[str, ...]] = attrs.field(factory=dict)  # allowed setting values
     migrations: dict[str, MigrationDef] = attrs.field(factory=dict)  # from version "N"
+    security: bool | None = None  # log every step to regflow.security; default: flows with auth
+
+    @property
+    def security_log(self) -> bool:
+        """Whether every step of this flow goes to the security log."""
+        return self.security if self.security is not None else self.auth != "none"
 
     def seconds(self, duration: str) -> int:
         """A duration of this definition in seconds, with ``@name`` read from the settings."""

@@ -11,13 +11,14 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
 
-from regflow import sessions, steps
+from regflow import audit, sessions, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
 from regflow.context import Composer, FlowContext, Services, new_id
@@ -134,7 +135,7 @@ class Engine:
 
         def once() -> Outcome:
             now = self.clock.now()
-            with self.store.transaction() as tx:
+            with self._transaction() as tx:
                 record, ctx = self._create(tx, compiled, checked, now, lang, actor, session)
                 return self._present(compiled, ctx, record, lang), ctx.mails
 
@@ -153,7 +154,7 @@ class Engine:
 
         def once() -> Outcome:
             now = self.clock.now()
-            with self.store.transaction() as tx:
+            with self._transaction() as tx:
                 nonlocal request
                 record = self._load(tx, flow_id)
                 compiled = self.compiled(record.flow, record.version)
@@ -195,7 +196,7 @@ class Engine:
 
     def history(self, flow_id: str) -> list[JournalEntry]:
         """The flow's journal, oldest first."""
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             self._load(tx, flow_id)
             return tx.flows.history(flow_id)
 
@@ -214,7 +215,7 @@ class Engine:
     def admin_logins(self, session: str) -> list[dict[str, Any]]:
         """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``."""
         now = self.clock.now()
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             admin = sessions.require(tx, session, now, admin=True)
             return [{
                 "id": login.id, "email": login.email, "display_name": login.display_name,
@@ -226,7 +227,7 @@ class Engine:
     def end_session(self, session: str) -> bool:
         """Sign out: end the session of a token; whether there was one."""
         now = self.clock.now()
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             found = sessions.resolve(tx, session, now)
             if found is not None:
                 tx.sessions.end(found[0].id)
@@ -341,7 +342,7 @@ class Engine:
     def _catch_up(self, flow_id: str, lang: str | None) -> tuple[Snapshot, bool]:
         def once() -> tuple[tuple[Snapshot, bool], list[str]]:
             now = self.clock.now()
-            with self.store.transaction() as tx:
+            with self._transaction() as tx:
                 record = self._load(tx, flow_id)
                 compiled = self.compiled(record.flow, record.version)
                 expected = record.rev
@@ -353,6 +354,14 @@ class Engine:
 
         result, _ = self._retrying(RetryPolicy(), once)
         return result
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """A store transaction whose journaled steps reach the audit log once it commits."""
+        with audit.collecting() as steps_done:
+            with self.store.transaction() as tx:
+                yield tx
+            audit.emit(steps_done)
 
     def _load(self, tx: Transaction, flow_id: str) -> FlowRecord:
         record = tx.flows.load(flow_id) if isinstance(flow_id, str) and len(flow_id) <= 64 else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from regflow import audit
 from regflow.compiled import CompiledFlow
 from regflow.context import FlowContext, Services
 from regflow.definition import ScreenDef, TransitionDef
@@ -63,11 +64,13 @@ def outcome(ctx: FlowContext) -> str:
 
 
 def journal(ctx: FlowContext, source: str, result: str) -> None:
-    """Append the step to the flow's journal."""
-    ctx.tx.flows.journal(JournalEntry(
+    """Append the step to the flow's journal (and to the audit log, once committed)."""
+    entry = JournalEntry(
         flow_id=ctx.flow.id, from_state=source, to_state=ctx.flow.state, event=ctx.event,
         actor=ctx.actor, at=ctx.now, outcome=result,
-    ))
+    )
+    ctx.tx.flows.journal(entry)
+    audit.record(ctx.definition.name, ctx.definition.security_log, entry)
 
 
 def apply_event(compiled: CompiledFlow, ctx: FlowContext, data: dict[str, Any]) -> None:
