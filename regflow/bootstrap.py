@@ -84,11 +84,13 @@ def build_engine(
     template_dirs: Sequence[str | Path] = (),
     product: str = "regflow",
     echo_mail: bool = False,
+    mail_from: str | None = None,
     **engine_options: Any,
 ) -> Engine:
     """An engine on the store at ``db`` with the mailer of ``mail`` (also printing every mail
     on stdout when ``echo_mail``, as the demo does).
 
+    ``mail_from=`` (or ``REGFLOW_MAIL_FROM``) is the From of every mail.
     ``secret=`` (or the environment's ``REGFLOW_SECRET``) keys session tokens and request
     hashes; without one, the engine uses the store's shared secret, made on first use and kept
     in the database, so every process on it agrees.
@@ -103,8 +105,11 @@ def build_engine(
         from regflow.adapters.console import ConsoleEchoMailer
 
         mailer = ConsoleEchoMailer(mailer)
+    sender = mail_from or os.environ.get("REGFLOW_MAIL_FROM")
+    composer = (MailComposer(sender=sender, template_dirs=template_dirs) if sender
+                else MailComposer(template_dirs=template_dirs))
     return Engine(
         open_store(db), mailer, hasher=make_hasher(hasher), clock=clock,
         provisioner=provisioner, settings=settings, secret=secret,
-        composer=MailComposer(template_dirs=template_dirs), product=product, **engine_options,
+        composer=composer, product=product, **engine_options,
     )

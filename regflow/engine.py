@@ -101,7 +101,7 @@ class Engine:
         )
         self._rng = rng if rng is not None else random.Random()
         self._compiled: dict[tuple[str, int], CompiledFlow] = {}
-        self.relay = MailRelay(store, mailer, self.clock)
+        self.relay = MailRelay(store, mailer, self.clock, rng=self._rng)
 
     @classmethod
     def from_url(cls, db: str = "memory://", mail: str = "memory", **options: Any) -> Engine:

@@ -73,6 +73,7 @@ def use_mailer(engine: regflow.Engine, mailer: Any) -> None:
     """Make the engine (and its relay) hand mail to ``mailer``."""
     engine.mailer = mailer
     engine.relay.mailer = mailer
+    engine.relay.jitter = False  # the waits below are the backoff's ceilings, exactly
 
 
 def outbox_id(message: EmailMessage) -> str:

@@ -1,6 +1,7 @@
 """The ``regflow`` command line (SPEC 4.3)."""
 
 from regflow.cli import contracts, lint_commands, service, terminal
+from regflow.cli import paths_command as paths_command
 from regflow.cli.base import main
 
 __all__ = ["contracts", "lint_commands", "main", "service", "terminal"]

@@ -51,7 +51,8 @@ def engine_options(command: F) -> F:
         click.option("--db", default=DEFAULT_DB, show_default=True, metavar="URL",
                      help="Store: memory://, sqlite:///PATH or postgresql://USER@HOST/DB."),
         click.option("--mail", default=DEFAULT_MAIL, show_default=True, metavar="SPEC",
-                     help="Mail: memory, or outbox:DIR (one .eml file per mail)."),
+                     help=("Mail: memory, outbox:DIR (one .eml file per mail), "
+                           "smtp://HOST:PORT[?starttls=1] or smtps://HOST:PORT.")),
         click.option("--hasher", type=click.Choice(["argon2", "fast"]), default="argon2",
                      show_default=True, help="Password hashing; 'fast' is for tests only."),
     )):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from regflow.adapters.smtp import redact_url
 from regflow.bootstrap import build_engine
 from regflow.cli.base import CommandFailed, engine_options, main, open_engine
 from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo
@@ -48,7 +49,8 @@ def serve(host: str, port: int, relay: bool, trusted_proxies: int, db: str, mail
     from regflow.web.server import serve as serve_app
 
     with open_engine(db, mail, hasher) as engine:
-        click.echo(f"regflow: serving on http://{host}:{port}/ (store {db}, mail {mail})")
+        click.echo(f"regflow: serving on http://{host}:{port}/ (store {redact_url(db)}, "
+                   f"mail {redact_url(mail)})")
         serve_app(engine, host=host, port=port, relay=relay, trusted_proxies=trusted_proxies)
 
 
@@ -92,7 +94,7 @@ def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: 
         click.echo(WEB_BANNER[lang].format(
             url=url, customer_id=customer.customer_id, phone=customer.phone,
             licenses=customer.licenses, accounts=" ".join(customer.accounts), db=db,
-            mail=Path(directory).resolve() if directory else mail))
+            mail=Path(directory).resolve() if directory else redact_url(mail)))
         serve_app(engine, host=host, port=port, relay=relay)
     finally:
         engine.store.close()
