@@ -1,5 +1,7 @@
 """regflow: account registration and administration flows as declarative state machines."""
 
+import logging
+
 from regflow.clock import ManualClock, SystemClock
 from regflow.definition import FlowDefinition
 from regflow.engine import Engine
@@ -23,6 +25,9 @@ from regflow.library import FlowLibrary
 from regflow.registry import Registry
 from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
 from regflow.validation import Invalid
+
+# A library says nothing unless its embedding configures logging (the audit records included).
+logging.getLogger("regflow").addHandler(logging.NullHandler())
 
 __all__ = [
     "Action",

@@ -7,9 +7,6 @@ in that transaction is delivered right after it commits.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,18 +23,17 @@ from regflow.contracts import StoreContracts
 from regflow.definition import RetryPolicy, Setting
 from regflow.exceptions import (
     ConcurrentUpdate,
-    ConstraintViolation,
     EventNotAllowed,
     FlowGone,
     FlowNotFound,
     Forbidden,
-    IdempotencyConflict,
     InvalidContext,
     TransientError,
-    VersionUnavailable,
 )
+from regflow.idempotency import remembered, replay, request_hash
 from regflow.library import FlowLibrary
 from regflow.mail_relay import MailRelay
+from regflow.migrations import migrate
 from regflow.ports import (
     Clock,
     ContractDirectory,
@@ -50,6 +46,7 @@ from regflow.ports import (
 from regflow.presenter import present
 from regflow.provisioning import NoProvisioner
 from regflow.records import FlowRecord, IdempotencyRecord, JournalEntry
+from regflow.retrying import retrying
 from regflow.screens import Snapshot
 
 T = TypeVar("T")
@@ -131,7 +128,7 @@ class Engine:
         context must belong to the same customer. Otherwise ``regflow.Forbidden``.
         """
         compiled = self.compiled(flow)
-        checked = _checked_context(compiled, context)
+        checked = checked_context(compiled, context)
 
         def once() -> Outcome:
             now = self.clock.now()
@@ -139,7 +136,7 @@ class Engine:
                 record, ctx = self._create(tx, compiled, checked, now, lang, actor, session)
                 return self._present(compiled, ctx, record, lang), ctx.mails
 
-        snapshot, mails = self._retrying(compiled.definition.retry["default"], once)
+        snapshot, mails = self._retry(compiled.definition.retry["default"], once)
         self.relay.deliver(mails)
         return snapshot
 
@@ -159,10 +156,10 @@ class Engine:
                 record = self._load(tx, flow_id)
                 compiled = self.compiled(record.flow, record.version)
                 if idempotency_key:
-                    request = _request_hash(compiled, event, payload, self.services.secret)
+                    request = request_hash(compiled, event, payload, self.services.secret)
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
-                        return self._replay(prior, request), []
+                        return replay(prior, request, self.services.secret), []
                 policy[0] = compiled.definition.retry["default"]
                 expected = record.rev
                 due = steps.apply_due(compiled, record, tx, self.services, now)
@@ -176,7 +173,7 @@ class Engine:
                 if failure is None and idempotency_key and not exhausted:
                     tx.flows.remember(IdempotencyRecord(
                         flow_id=flow_id, key=idempotency_key, request_hash=request,
-                        response=_remembered(snapshot, ctx), created_at=now))
+                        response=remembered(snapshot, ctx), created_at=now))
             if failure is not None:
                 raise failure
             return snapshot, ctx.mails
@@ -185,7 +182,7 @@ class Engine:
             exhausted.append(exc)
             return once()
 
-        snapshot, mails = self._retrying(lambda: policy[0], once, on_exhausted=last_resort)
+        snapshot, mails = self._retry(lambda: policy[0], once, on_exhausted=last_resort)
         self.relay.deliver(mails)
         return snapshot
 
@@ -307,7 +304,7 @@ class Engine:
             name, context = ctx.continue_with
             target = self.compiled(name)
             new, new_ctx = self._create(
-                ctx.tx, target, _checked_context(target, context), ctx.now,
+                ctx.tx, target, checked_context(target, context), ctx.now,
                 str(record.data.get("_lang")), ctx.actor, None, came_from=record.id)
             record.data["_continue_with"] = {"flow": new.flow, "id": new.id}
             ctx.mails += new_ctx.mails
@@ -328,15 +325,6 @@ class Engine:
                        withheld=steps.withheld(compiled, ctx) if record.status == "active"
                        else frozenset())
 
-    def _replay(self, prior: IdempotencyRecord, request: str) -> Snapshot:
-        if prior.request_hash != request:
-            raise IdempotencyConflict(f"idempotency key {prior.key!r} was used with another payload")
-        response = dict(prior.response)
-        session_id = response.pop("session_id", None)
-        if isinstance(session_id, str):
-            response["session"] = sessions.token_of(self.services.secret, session_id)
-        return Snapshot.from_dict(response)
-
     # ---- internals ---------------------------------------------------------------------------
 
     def _catch_up(self, flow_id: str, lang: str | None) -> tuple[Snapshot, bool]:
@@ -352,8 +340,14 @@ class Engine:
                 ctx = steps.context(compiled, record, tx, self.services, now, "", "timer")
                 return (self._present(compiled, ctx, record, lang), changed), []
 
-        result, _ = self._retrying(RetryPolicy(), once)
+        result, _ = self._retry(RetryPolicy(), once)
         return result
+
+    def _retry(self, policy: RetryPolicy | Callable[[], RetryPolicy],
+               once: Callable[[], tuple[T, list[str]]],
+               on_exhausted: Callable[[TransientError], tuple[T, list[str]]] | None = None,
+               ) -> tuple[T, list[str]]:
+        return retrying(once, policy, self.clock, self._rng, on_exhausted)
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
@@ -368,72 +362,17 @@ class Engine:
         if record is None:
             raise FlowNotFound(f"no flow with id {flow_id!r}")
         if record.version not in self.flows.versions(record.flow):
-            self._migrate(tx, record)
+            migrate(self.flows, tx, record, self.clock.now())
+            self._save(tx, record, record.rev)
         return record
-
-    def _migrate(self, tx: Transaction, record: FlowRecord) -> None:
-        """Move a flow whose version was retired to the latest one, by its declared migration."""
-        if record.flow not in self.flows:
-            raise VersionUnavailable(f"flow {record.id}: no definition named {record.flow!r}")
-        latest = self.flows.latest(record.flow)
-        migration = latest.migrations.get(str(record.version))
-        if migration is None:
-            raise VersionUnavailable(
-                f"flow {record.id} runs on {record.flow} v{record.version}, which is not loaded, "
-                f"and v{latest.version} declares no migration from it")
-        source = record.state
-        target = migration.states.get(source, source)
-        if target not in latest.states:
-            raise VersionUnavailable(
-                f"flow {record.id}: v{latest.version} has no state {target!r} for {source!r}")
-        timer_events = latest.states[target].timer_events
-        record.state, record.version = target, latest.version
-        record.timers = [(event, at) for event, at in record.timers if event in timer_events]
-        tx.flows.journal(JournalEntry(
-            flow_id=record.id, from_state=source, to_state=target, event="migrate",
-            actor="system", at=self.clock.now(), outcome=f"v{latest.version}"))
-        self._save(tx, record, record.rev)
 
     def _save(self, tx: Transaction, record: FlowRecord, expected: int) -> None:
         if not tx.flows.update(record, expected):
             raise ConcurrentUpdate(f"flow {record.id} changed while this step ran")
 
-    def _retrying(
-        self,
-        policy: RetryPolicy | Callable[[], RetryPolicy],
-        once: Callable[[], tuple[T, list[str]]],
-        on_exhausted: Callable[[TransientError], tuple[T, list[str]]] | None = None,
-    ) -> tuple[T, list[str]]:
-        """Run ``once``; retry TransientError by the policy, and conflicts at once.
 
-        A conflict is a flow saved by someone else meanwhile, or a uniqueness rule (I1–I4) that
-        refused a write: run again, the guards then see the winner's row and choose accordingly.
-        """
-        attempt = conflicts = 0
-        while True:
-            try:
-                return once()
-            except (ConcurrentUpdate, ConstraintViolation):
-                conflicts += 1
-                if conflicts >= CONFLICT_RETRIES:
-                    raise
-            except TransientError as exc:
-                current = policy() if callable(policy) else policy
-                attempt += 1
-                if attempt >= current.attempts:
-                    if on_exhausted is None:
-                        raise
-                    return on_exhausted(exc)
-                self.clock.sleep(backoff(current, attempt, self._rng))
-
-
-def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped, jittered."""
-    ceiling = min(policy.max, policy.initial * policy.factor ** (attempt - 1))
-    return rng.uniform(0, ceiling) if policy.jitter == "full" else ceiling
-
-
-def _checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -> dict[str, str]:
+def checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -> dict[str, str]:
+    """The context a flow starts with: exactly its declared keys, non-empty strings, trimmed."""
     definition = compiled.definition
     given = dict(context or {})
     for key in definition.context:
@@ -444,24 +383,3 @@ def _checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) 
     if unknown:
         raise InvalidContext(f"{definition.name} does not take context {unknown}", key=unknown[0])
     return {k: given[k].strip() for k in definition.context}
-
-
-def _remembered(snapshot: Snapshot, ctx: FlowContext) -> dict[str, Any]:
-    """The answer as kept for replays: a session's id, never its token."""
-    response = snapshot.to_dict()
-    if response.pop("session", None) is not None:
-        response["session_id"] = ctx.opened_session
-    return response
-
-
-def _request_hash(compiled: CompiledFlow, event: str, payload: Mapping[str, Any],
-                  secret: bytes) -> str:
-    """What tells one request from another under the same key. Secret fields (passwords,
-    codes) enter only as an HMAC keyed by the engine's secret: a plain fast hash of a password
-    kept in the database could be searched offline."""
-    hidden = {name for name, field in compiled.definition.fields.items() if field.is_secret}
-    shown = {k: (hmac.new(secret, str(v).encode(), hashlib.sha256).hexdigest() if k in hidden
-                 else v) for k, v in payload.items()}
-    body = json.dumps({"event": event, "data": shown}, sort_keys=True, ensure_ascii=False,
-                      default=str)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()

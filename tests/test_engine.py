@@ -20,9 +20,9 @@ from regflow.adapters.memory import MemoryStore
 from regflow.bootstrap import make_hasher
 from regflow.catalog import Catalog, packaged
 from regflow.definition import RetryPolicy
-from regflow.engine import backoff
 from regflow.library import FlowLibrary
 from regflow.machines import builtin_library
+from regflow.retrying import backoff
 
 PACKAGE = Path(regflow.__file__).parent
 EDGES = ("adapters", "frontends", "web", "cli")  # the outer ring: may import anything

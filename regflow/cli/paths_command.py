@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from regflow.cli.base import CommandFailed, main
+from regflow.exceptions import DefinitionError
 from regflow.machines import BUILTIN_FLOWS
 from regflow.testing.paths import generate_paths
-from regflow.testing.scenario import load_registry
+from regflow.testing.scenario import ScenarioError, load_registry
 
 
 @main.command("paths")
@@ -34,10 +35,15 @@ def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool,
     names = None
     if registry:
         try:
-            names = load_registry(registry, scenario.resolve().parent if scenario else Path.cwd())
+            names = load_registry(registry, Path.cwd(), scenario.resolve().parent if scenario else None)
         except ImportError as exc:
             raise CommandFailed("scenario_invalid", f"--registry {registry}: {exc}") from exc
-    found = generate_paths(flow if flow in BUILTIN_FLOWS else Path(flow), scenario, registry=names)
+    try:
+        found = generate_paths(flow if flow in BUILTIN_FLOWS else Path(flow), scenario, registry=names)
+    except (DefinitionError, ScenarioError) as exc:
+        for fault in exc.faults:
+            click.echo(fault, err=True)
+        raise CommandFailed(exc.message_id, f"{len(exc.faults)} fault(s); no paths generated") from exc
     line = found.coverage.line(found.flow)
     if summary:
         click.echo(line)

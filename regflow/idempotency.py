@@ -1,0 +1,48 @@
+"""Idempotency keys: what tells two requests apart, what is kept of the first answer, replays."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from regflow import sessions
+from regflow.compiled import CompiledFlow
+from regflow.context import FlowContext
+from regflow.exceptions import IdempotencyConflict
+from regflow.records import IdempotencyRecord
+from regflow.screens import Snapshot
+
+
+def request_hash(compiled: CompiledFlow, event: str, payload: Mapping[str, Any],
+                 secret: bytes) -> str:
+    """What tells one request from another under the same key. Secret fields (passwords,
+    codes) enter only as an HMAC keyed by the engine's secret: a plain fast hash of a password
+    kept in the database could be searched offline."""
+    hidden = {name for name, field in compiled.definition.fields.items() if field.is_secret}
+    shown = {k: (hmac.new(secret, str(v).encode(), hashlib.sha256).hexdigest() if k in hidden
+                 else v) for k, v in payload.items()}
+    body = json.dumps({"event": event, "data": shown}, sort_keys=True, ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def remembered(snapshot: Snapshot, ctx: FlowContext) -> dict[str, Any]:
+    """The answer as kept for replays: a session's id, never its token."""
+    response = snapshot.to_dict()
+    if response.pop("session", None) is not None:
+        response["session_id"] = ctx.opened_session
+    return response
+
+
+def replay(prior: IdempotencyRecord, request: str, secret: bytes) -> Snapshot:
+    """The first answer again (with its session token re-derived), or IdempotencyConflict."""
+    if prior.request_hash != request:
+        raise IdempotencyConflict(f"idempotency key {prior.key!r} was used with another payload")
+    response = dict(prior.response)
+    session_id = response.pop("session_id", None)
+    if isinstance(session_id, str):
+        response["session"] = sessions.token_of(secret, session_id)
+    return Snapshot.from_dict(response)

@@ -1,0 +1,195 @@
+"""Engines for testing a flow: its definition loaded next to the built-in ones, every guard
+wrapped so each answer is recorded (which state, which event, true or false), and a clock the
+runner can move.
+
+The recording is how coverage is measured rather than assumed: a path covers a guard outcome
+only when the engine really asked that guard there and got that answer.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import weakref
+from collections.abc import Callable, Mapping
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+import attrs
+import cattrs
+
+from regflow.bootstrap import make_hasher, open_mailer, open_store
+from regflow.clock import ManualClock
+from regflow.context import FlowContext
+from regflow.definition import FlowDefinition
+from regflow.engine import Engine
+from regflow.library import FlowLibrary
+from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
+from regflow.registry import Guard, Registry
+from regflow.testing.world import ClockDriver, clock_driver
+
+if TYPE_CHECKING:
+    from regflow.testing.model import Path, PathSet
+
+
+class GuardCall(NamedTuple):
+    """One answer of one guard in one step of one flow."""
+
+    flow_id: str
+    state: str
+    event: str
+    guard: str
+    result: bool
+
+
+class Recorder:
+    """Collects guard answers; can slip a change of the world in just before a guard is asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[GuardCall] = []
+        self._armed: dict[tuple[str, str], Callable[[FlowContext], None]] = {}
+
+    def wrap(self, registry: Registry) -> Registry:
+        """A registry like ``registry`` whose guards report to this recorder."""
+        wrapped = Registry()
+        wrapped.actions.update(registry.actions)
+        wrapped.validators.update(registry.validators)
+        wrapped.guards.update({name: self._guard(name, fn) for name, fn in registry.guards.items()})
+        return wrapped
+
+    def _guard(self, name: str, fn: Guard) -> Guard:
+        def recorded(ctx: FlowContext) -> bool:
+            hook = self._armed.pop((ctx.flow.id, name), None)
+            if hook is not None:
+                hook(ctx)
+            result = bool(fn(ctx))
+            self.calls.append(GuardCall(ctx.flow.id, ctx.flow.state, ctx.event, name, result))
+            return result
+
+        recorded.__name__, recorded.__doc__ = name, fn.__doc__
+        return recorded
+
+    def arm(self, flow_id: str, guard: str, hook: Callable[[FlowContext], None]) -> None:
+        """Run ``hook`` (in the step's transaction) the next time ``guard`` is asked for the flow."""
+        self._armed[(flow_id, guard)] = hook
+
+    def disarm(self, flow_id: str) -> list[str]:
+        """Forget the flow's hooks; the guards of those that never ran."""
+        left = sorted(g for f, g in self._armed if f == flow_id)
+        self._armed = {k: v for k, v in self._armed.items() if k[0] != flow_id}
+        return left
+
+    def take(self, flow_id: str) -> list[GuardCall]:
+        """The answers recorded for the flow since the last ``take`` (others are dropped)."""
+        calls, self.calls = self.calls, []
+        return [c for c in calls if c.flow_id == flow_id]
+
+
+@attrs.frozen(eq=False)
+class FlowSource:
+    """Where the flow under test comes from: built in, a definition file or a mapping, with the
+    registry of the user's own guards, actions and validators (added to the built-in ones)."""
+
+    name: str
+    file: pathlib.Path | None = None
+    mapping: Mapping[str, Any] | None = None
+    registry: Registry | None = None
+
+    def library(self, recorder: Recorder | None = None) -> FlowLibrary:
+        """The built-in flows and this one, on a registry wrapped by ``recorder`` if given."""
+        names = builtin_registry() | self.registry if self.registry is not None else builtin_registry()
+        library = builtin_library(recorder.wrap(names) if recorder is not None else names)
+        if self.file is not None:
+            library.add(self.file)
+        elif self.mapping is not None:
+            library.add(self.mapping)
+        return library
+
+    def describe(self) -> str:
+        """The flow's name, or its file."""
+        return str(self.file) if self.file is not None else self.name
+
+
+def flow_source(flow: str | pathlib.Path | FlowDefinition | Mapping[str, Any],
+                registry: Registry | None = None) -> FlowSource:
+    """A FlowSource from a built-in name, a definition file, a mapping or a loaded definition
+    (loaded once here, so a broken definition fails with its DefinitionError at once)."""
+    if isinstance(flow, FlowDefinition):
+        if flow.name in BUILTIN_FLOWS and registry is None:
+            source = FlowSource(flow.name)
+            if source.library().latest(flow.name) == flow:
+                return source
+        mapping: Mapping[str, Any] = cattrs.Converter().unstructure(flow)
+    elif isinstance(flow, Mapping):
+        mapping = flow
+    elif isinstance(flow, str) and flow in BUILTIN_FLOWS and not pathlib.Path(flow).suffix:
+        return FlowSource(flow, registry=registry)
+    else:
+        probe = FlowSource("", file=pathlib.Path(flow).resolve(), registry=registry)
+        return attrs.evolve(probe, name=_added(probe))
+    probe = FlowSource("", mapping=dict(mapping), registry=registry)
+    return attrs.evolve(probe, name=_added(probe))
+
+
+def _added(source: FlowSource) -> str:
+    library = FlowLibrary((builtin_registry() | source.registry) if source.registry else builtin_registry())
+    return (library.add(source.file) if source.file is not None else library.add(source.mapping or {})).name
+
+
+@attrs.frozen(eq=False)
+class Meta:
+    """What a testing engine carries besides itself."""
+
+    recorder: Recorder
+    driver: ClockDriver
+    source: FlowSource
+
+
+_META: weakref.WeakKeyDictionary[Engine, Meta] = weakref.WeakKeyDictionary()
+
+
+def engine_meta(engine: Engine) -> Meta | None:
+    """The recorder, clock driver and flow source of an engine made here, else None."""
+    return _META.get(engine)
+
+
+def make_engine(target: FlowSource | Path | PathSet, db: str = "memory://", *, clock: object | None = None,
+                **options: Any) -> Engine:
+    """A fresh engine on ``db`` (memory mail, fast hasher unless ``hasher=``) for the flow of a
+    path, a path set or a FlowSource, its guards recorded. ``clock``: a ``regflow.ManualClock``
+    (the default, made here) or a freezegun factory (the engine then reads the frozen clock)."""
+    source = target if isinstance(target, FlowSource) else target.source
+    recorder = Recorder()
+    manual = ManualClock() if clock is None else clock if isinstance(clock, ManualClock) else None
+    driver = clock_driver(manual if manual is not None else clock)
+    options.setdefault("hasher", "fast")
+    engine = Engine.from_url(db, mail="memory", clock=manual, flows=source.library(recorder), **options)
+    _META[engine] = Meta(recorder, driver, source)
+    return engine
+
+
+class LightComposer:
+    """Mail with nothing but the code in its body: what exploring needs, at a fraction of the
+    cost of rendering templates."""
+
+    def compose(self, template: str, lang: str, to: str, params: Mapping[str, Any], *,
+                message_id: str | None = None) -> EmailMessage:
+        """A text/plain message to ``to`` whose body is the code (or the template's name)."""
+        message = EmailMessage()
+        message["From"] = "regflow <no-reply@regflow.invalid>"
+        message["To"] = to
+        message["Subject"] = template
+        if message_id:
+            message["Message-ID"] = message_id
+        message.set_content(str(params.get("code", template)))
+        return message
+
+
+def exploring_engine(source: FlowSource) -> tuple[Engine, ManualClock, list[EmailMessage]]:
+    """A private memory engine for the generator (its store's nested transactions are the
+    savepoints the search backtracks with), its clock and the list its mailer fills."""
+    recorder, clock, mailer = Recorder(), ManualClock(), open_mailer("memory")
+    engine = Engine(open_store("memory://"), mailer, hasher=make_hasher("fast"), clock=clock,
+                    flows=source.library(recorder), composer=LightComposer())
+    _META[engine] = Meta(recorder, clock, source)
+    sent: list[EmailMessage] = cast(Any, mailer).messages  # the memory mailer's list
+    return engine, clock, sent

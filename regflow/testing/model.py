@@ -1,0 +1,273 @@
+"""Paths and coverage: what ``regflow paths`` prints (SPEC 4.3) and what the runner replays.
+
+A definition has three kinds of coverage items, each with a stable id:
+
+- a **transition** — one branch of an event in a state: ``enter_code.submit[2]`` (the index is
+  left out when the event has a single branch: ``enter_email.cancel``);
+- a **guard outcome** — a guard asked at a state and event, true or false:
+  ``details.submit?contract_matches=false``; an action's ``when`` guard counts when its
+  action is sent (false: the event is refused):
+  ``credentials.continue_legacy?before_enforcement=false``;
+- a **timer** at one second before, exactly at, and one second after its deadline:
+  ``enter_code.after[0]@-1s``, ``…@0s``, ``…@+1s``; the inactivity expiry is ``expiry@…``
+  wherever a state lets it fire (no timer of that state falls due first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from regflow.definition import FlowDefinition
+
+if TYPE_CHECKING:
+    from regflow.testing.engines import FlowSource
+    from regflow.testing.scenario import Scenario
+
+KINDS = ("transitions", "guard_outcomes", "timers")
+OFFSETS = {-1: "-1s", 0: "0s", 1: "+1s"}
+EXPIRY = "expiry"
+
+
+@attrs.frozen
+class Item:
+    """One thing to cover: its id and its kind (one of ``KINDS``)."""
+
+    id: str
+    kind: str
+
+
+def transition_id(state: str, event: str, index: int, count: int) -> str:
+    """``state.event[i]``, or ``state.event`` for an event with a single branch."""
+    return f"{state}.{event}" + (f"[{index}]" if count > 1 else "")
+
+
+def guard_id(state: str, event: str, guard: str, outcome: bool) -> str:
+    """``state.event?guard=true``."""
+    return f"{state}.{event}?{guard}={'true' if outcome else 'false'}"
+
+
+def timer_id(label: str, offset: int) -> str:
+    """``state.after[i]@-1s`` / ``@0s`` / ``@+1s`` (label ``expiry`` for the inactivity expiry)."""
+    return f"{label}@{OFFSETS[offset]}"
+
+
+def parse_timer(item: str) -> tuple[str, int]:
+    """``enter_code.after[0]@-1s`` → ``("enter_code.after[0]", -1)``."""
+    label, _, offset = item.rpartition("@")
+    return label, {text: off for off, text in OFFSETS.items()}[offset]
+
+
+def branch_guards(defn: FlowDefinition, state: str, event: str) -> list[str]:
+    """The guards the branches of an event name, in the order they are asked, once each."""
+    names: list[str] = []
+    for branch in defn.states[state].on.get(event, ()):
+        names += [g for g in (*branch.guard, *branch.unless) if g not in names]
+    return names
+
+
+def when_guards(defn: FlowDefinition, state: str) -> dict[str, str]:
+    """The ``when`` guard of each action of a state's screen that has one, by event."""
+    screen = defn.states[state].screen
+    return {a.event: a.when for a in (screen.actions if screen else ()) if a.when is not None}
+
+
+def guards_at(defn: FlowDefinition, state: str, event: str) -> list[str]:
+    """Every guard whose outcome counts at a state and event (branch guards, then ``when``)."""
+    names = branch_guards(defn, state, event)
+    when = when_guards(defn, state).get(event)
+    return names + ([when] if when is not None and when not in names else [])
+
+
+def expiry_states(defn: FlowDefinition) -> list[str]:
+    """States where the inactivity expiry can fire: active ones without an earlier timer."""
+    expiry = defn.seconds(defn.expiry)
+    return [name for name, state in defn.states.items()
+            if not state.final and all(defn.seconds(t.after) > expiry for t in state.after)]
+
+
+def items_of(defn: FlowDefinition) -> list[Item]:
+    """Every coverage item of a definition, in a stable order (states as declared)."""
+    items: list[Item] = []
+    for sname, state in defn.states.items():
+        for event, branches in state.on.items():
+            items += [Item(transition_id(sname, event, i, len(branches)), "transitions")
+                      for i in range(len(branches))]
+        for event in state.on:
+            items += [Item(guard_id(sname, event, g, o), "guard_outcomes")
+                      for g in guards_at(defn, sname, event) for o in (True, False)]
+        items += [Item(timer_id(f"{sname}.after[{i}]", off), "timers")
+                  for i in range(len(state.after)) for off in OFFSETS]
+    if expiry_states(defn):
+        items += [Item(timer_id(EXPIRY, off), "timers") for off in OFFSETS]
+    return items
+
+
+@attrs.frozen
+class Step:
+    """One step of a path: an event with its data, a clock advance, or a change of the world.
+
+    ``expect`` is the flow's state after the step (``refused`` when the state does not take the
+    event, ``gone`` when the flow has ended, ``forbidden`` when the session may not act);
+    ``fired`` lists the timer events (and ``expire``) applied during an advance; ``timer``
+    names the timer item an advance tests. ``meanwhile`` is a change of the world that lands
+    while the event is applied, just before its guard is asked (a race, made deterministic).
+    """
+
+    event: str | None = None
+    data: dict[str, Any] = attrs.field(factory=dict)
+    advance: int | str | None = None
+    world: dict[str, Any] | None = None
+    meanwhile: dict[str, Any] | None = None
+    expect: str | None = None
+    fired: tuple[str, ...] | None = None
+    timer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"event", "data", "expect"}``, ``{"advance", "expect", "fired"}``
+        or ``{"world": op, ...}``."""
+        if self.world is not None:
+            return dict(self.world)
+        out: dict[str, Any]
+        if self.event is not None:
+            out = {"event": self.event, "data": dict(self.data)}
+            if self.meanwhile is not None:
+                out["meanwhile"] = dict(self.meanwhile)
+        else:
+            out = {"advance": self.advance}
+            if self.timer is not None:
+                out["timer"] = self.timer
+        if self.expect is not None:
+            out["expect"] = self.expect
+        if self.fired is not None and self.event is None:
+            out["fired"] = list(self.fired)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Step:
+        """The inverse of ``to_dict``."""
+        if "world" in raw:
+            return cls(world=dict(raw))
+        fired = raw.get("fired")
+        return cls(event=raw.get("event"), data=dict(raw.get("data") or {}),
+                   advance=raw.get("advance"), meanwhile=raw.get("meanwhile"),
+                   expect=raw.get("expect"), timer=raw.get("timer"),
+                   fired=tuple(fired) if fired is not None else None)
+
+    def describe(self) -> str:
+        """A short text for messages: ``submit {'code': '$code'}``, ``advance 60 s``."""
+        if self.world is not None:
+            args = {k: v for k, v in self.world.items() if k != "world"}
+            return f"world {self.world['world']} {args}"
+        if self.event is not None:
+            return f"{self.event} {self.data}" if self.data else self.event
+        return f"advance {self.advance} s" + (f" ({self.timer})" if self.timer else "")
+
+
+@attrs.frozen
+class Path:
+    """A start context and steps that replay on an engine; ``covers`` lists the items reached.
+
+    ``source`` and ``scenario`` say how to build the engine and its world (not part of the
+    JSON, which carries them once per path set)."""
+
+    id: str
+    flow: str
+    context: dict[str, Any]
+    steps: tuple[Step, ...]
+    covers: tuple[str, ...]
+    source: FlowSource = attrs.field(eq=False, repr=False)
+    scenario: Scenario = attrs.field(eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of SPEC 4.3 (with the start context and each step's expectation)."""
+        return {"id": self.id, "context": dict(self.context),
+                "steps": [s.to_dict() for s in self.steps], "covers": list(self.covers)}
+
+
+@attrs.frozen
+class Coverage:
+    """Which items of a definition the paths reach; ``unreachable`` holds the items the
+    scenario declares unreachable, with the reason (they still count in the totals)."""
+
+    items: tuple[Item, ...]
+    covered: frozenset[str]
+    unreachable: Mapping[str, str] = attrs.field(factory=dict)
+
+    def count(self, kind: str) -> tuple[int, int]:
+        """``(covered, total)`` of one kind."""
+        ids = [i.id for i in self.items if i.kind == kind]
+        return sum(1 for i in ids if i in self.covered), len(ids)
+
+    @property
+    def uncovered(self) -> list[str]:
+        """Items no path reaches, in the definition's order."""
+        return [i.id for i in self.items if i.id not in self.covered]
+
+    @property
+    def missing(self) -> list[str]:
+        """Uncovered items that are not declared unreachable: work left to do."""
+        return [i for i in self.uncovered if i not in self.unreachable]
+
+    @property
+    def stale(self) -> list[str]:
+        """Items declared unreachable that a path reaches after all."""
+        return [i for i in self.unreachable if i in self.covered]
+
+    @property
+    def complete(self) -> bool:
+        """Everything is covered except what is declared unreachable (and that really is)."""
+        return not self.missing and not self.stale
+
+    def to_dict(self) -> dict[str, list[int]]:
+        """``{"transitions": [c, t], "guard_outcomes": [c, t], "timers": [c, t]}``."""
+        return {kind: list(self.count(kind)) for kind in KINDS}
+
+    def line(self, flow: str) -> str:
+        """``registration: transitions 25/25, guard outcomes 28/28, timers 9/9 (100%)``."""
+        parts = [f"{kind.replace('_', ' ')} {c}/{t}" for kind in KINDS for c, t in [self.count(kind)]]
+        total = len(self.items)
+        percent = 100.0 if not total else 100.0 * len(self.covered & {i.id for i in self.items}) / total
+        text = f"{flow}: {', '.join(parts)} ({percent:.0f}%)"
+        if self.unreachable:
+            text += f"; {len(self.unreachable)} declared unreachable"
+        return text + ("" if self.complete else f"; MISSING {', '.join(self.missing + self.stale)}")
+
+
+@attrs.frozen
+class PathSet:
+    """The paths of one flow with their coverage: the answer of ``generate_paths``."""
+
+    flow: str
+    version: int
+    paths: tuple[Path, ...]
+    coverage: Coverage
+    scenario: Scenario = attrs.field(eq=False, repr=False)
+    source: FlowSource = attrs.field(eq=False, repr=False)
+    notes: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``regflow paths`` (SPEC 4.3), with the uncovered items and the scenario."""
+        declared = self.coverage.unreachable
+        return {
+            "flow": self.flow, "version": self.version,
+            "paths": [p.to_dict() for p in self.paths],
+            "coverage": self.coverage.to_dict(),
+            "uncovered": [{"item": i, "reason": declared.get(i, "no witness reaches it")}
+                          for i in self.coverage.uncovered],
+            "notes": list(self.notes),
+            "scenario": self.scenario.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        """``to_dict`` as indented JSON, the same bytes for the same definition and scenario."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,117 @@
+"""The small records of the search and the moves it tries (see ``regflow.testing.paths``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from regflow.exceptions import RegflowError
+from regflow.testing.model import Step, timer_id
+from regflow.testing.scenario import Witness
+
+
+class ExplorationError(RegflowError):
+    """The flow did not behave the same when a path was replayed (a guard depends on chance)."""
+
+    message_id = "exploration_failed"
+
+
+class Undo(Exception):
+    """Raised to leave a savepoint, undoing what ran inside it."""
+
+
+@attrs.frozen
+class Move:
+    """Steps tried from a node: an event (with witness steps first) or a timer's advance."""
+
+    steps: tuple[Step, ...]
+    label: str
+    loopable: bool = True
+
+
+@attrs.frozen
+class Node:
+    """A place the search reached: from which start context, by which steps, covering what."""
+
+    root: int
+    steps: tuple[Step, ...]
+    items: frozenset[str]
+    state: str
+    depth: int
+
+
+@attrs.frozen
+class Edge:
+    """A move tried from a node, where it led, and what it did (``kind`` tells loops apart)."""
+
+    node: int
+    move: Move
+    state: str
+    active: bool
+    target: int | None
+    kind: tuple[Any, ...]
+
+
+@attrs.frozen
+class Found:
+    """A path that added coverage when it was found."""
+
+    root: int
+    steps: tuple[Step, ...]
+    items: frozenset[str]
+
+
+@attrs.frozen
+class Tried:
+    """What playing a move did: its steps as observed, the items they covered, where it ended."""
+
+    steps: tuple[Step, ...]
+    items: frozenset[str]
+    state: str
+    active: bool
+    refused: str = ""
+
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence regflow's loggers (journal, security, mail) while the private engine runs."""
+    names = [n for n in logging.root.manager.loggerDict if n == "regflow" or n.startswith("regflow.")]
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, was in zip(loggers, before, strict=True):
+            lg.disabled = was
+
+
+def variant(event: str, base: Mapping[str, Any], witnesses: tuple[Witness, ...]) -> Move:
+    data, meanwhile = dict(base), None
+    before: list[Step] = []
+    for w in witnesses:
+        data.update(w.data)
+        before += w.before
+        meanwhile = w.meanwhile or meanwhile
+    label = "+".join(w.label for w in witnesses) or "base"
+    return Move((*before, Step(event=event, data=data, meanwhile=meanwhile)), f"{event}:{label}")
+
+
+def compatible(a: Witness, b: Witness) -> bool:
+    return a.guard != b.guard and not set(a.data) & set(b.data) and not (a.meanwhile and b.meanwhile)
+
+
+def deadline(label: str, seconds: int) -> list[Move]:
+    """One second before then exactly at the deadline; and one second after it."""
+    early = Step(advance=seconds - 1, timer=timer_id(label, -1))
+    exact = Step(advance=1, timer=timer_id(label, 0))
+    late = Step(advance=seconds + 1, timer=timer_id(label, 1))
+    before = [Move((early, exact), f"{label}@0", loopable=False)] if seconds >= 1 else []
+    return [*before, Move((late,), f"{label}@+1", loopable=False)]
+

@@ -1,0 +1,60 @@
+"""The path generator: explores a flow on a private memory engine and keeps the paths that
+together cover every transition, both outcomes of every guard and every timer at its deadline
+−1 s, exactly, and +1 s (SPEC 3, 4.3).
+
+The search runs the real engine (the definition's own guards and actions) and *observes*:
+every guard answer is recorded, so coverage is measured, never assumed.
+
+1. **Breadth first** over nodes — a node is the flow's state, its pending timers and the text
+   and yes/no facts of its data. From each node it tries every event with the scenario's base
+   data, with each witness of a guard asked there, and with each compatible pair of witnesses;
+   and for each pending timer, an advance to one second before its deadline then one more
+   second (exactly at it), and an advance to one second after it.
+2. **Pumping** — counters (tries, sends, mismatches, failed passwords) are not part of a node.
+   For what is still uncovered at a state, it repeats each loop seen there (a step that stays,
+   or a step out and one back) up to the largest number in the settings + 2 times, trying the
+   state's events after each round.
+3. **Choosing** — of the paths that added coverage, a greedy set cover keeps the fewest that
+   cover everything reached, in the order found (shortest first).
+
+Backtracking uses the memory store's nested transactions as savepoints (a block that raises
+is undone), plus the clock, the mailer's list and the flow's settings put back by hand.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+from regflow.definition import FlowDefinition
+from regflow.machines import BUILTIN_FLOWS
+from regflow.registry import Registry
+from regflow.testing.engines import flow_source
+from regflow.testing.explorer import Explorer
+from regflow.testing.model import PathSet
+from regflow.testing.moves import ExplorationError
+from regflow.testing.scenario import Scenario, ScenarioError, builtin_scenario, load_scenario
+
+__all__ = ["ExplorationError", "generate_paths"]
+
+
+def generate_paths(flow: str | pathlib.Path | FlowDefinition | Mapping[str, Any] | None = None,
+                   scenario: Scenario | str | pathlib.Path | Mapping[str, Any] | None = None, *,
+                   registry: Registry | None = None) -> PathSet:
+    """Paths covering a flow: a built-in name (its scenario is built in too), a definition
+    file, a mapping or a loaded definition, with a scenario (file, mapping or Scenario) and the
+    registry of the user's own names (else the one the scenario names)."""
+    if scenario is None:
+        if not (isinstance(flow, str) and flow in BUILTIN_FLOWS):
+            raise ScenarioError(["a flow that is not built in needs a scenario (its world and witnesses)"])
+        scenario = builtin_scenario(flow)
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if registry is None:
+        registry = scenario.load_registry()
+    if flow is None:
+        flow = scenario.definition_file() or scenario.flow
+        if flow is None:
+            raise ScenarioError(["scenario.flow: name the flow (a built-in name or a definition file)"])
+    return Explorer(flow_source(flow, registry), scenario).explore()

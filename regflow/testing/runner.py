@@ -1,0 +1,272 @@
+"""Replaying paths: a ``Player`` runs steps on an engine and observes what they did (the state,
+the timers fired, the items covered); ``run_path`` replays a generated path and asserts, after
+every step, the expected state and the invariants I1–I5, and at the end that the path covered
+what it claims.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from email.message import EmailMessage
+from typing import Any
+
+import attrs
+
+from regflow.definition import FlowDefinition
+from regflow.engine import Engine
+from regflow.exceptions import EventNotAllowed, FlowGone, Forbidden
+from regflow.records import JournalEntry
+from regflow.testing.engines import GuardCall, Recorder, engine_meta
+from regflow.testing.invariants import check_invariants
+from regflow.testing.model import (
+    EXPIRY,
+    Path,
+    Step,
+    branch_guards,
+    parse_timer,
+    transition_id,
+    when_guards,
+)
+from regflow.testing.scenario import Scenario
+from regflow.testing.world import SETTINGS_OP, ClockDriver, apply_op, build_world, clock_driver
+from regflow.validation import email_key
+
+NO_BRANCH = ("invalid", "event_refused", "transient_error")  # journal outcomes of a user event
+REPLAYED: dict[str, set[str]] = {}  # flow -> ids of paths replayed successfully (for reports)
+
+
+class PathFailed(AssertionError):
+    """A replayed path did not do what it says."""
+
+
+@attrs.frozen
+class Observation:
+    """What one step did: the step with its expectation filled in, and the items it covered."""
+
+    step: Step
+    items: frozenset[str]
+    state: str
+    active: bool
+    messages: tuple[str, ...] = ()
+    outcome: str = ""  # the journal's outcome of the event (``invalid`` when its data was refused)
+
+
+class Player:
+    """Plays the steps of one flow on an engine, observing each (guards via the recorder)."""
+
+    def __init__(self, engine: Engine, flow: str, scenario: Scenario, driver: ClockDriver,
+                 recorder: Recorder | None, *, check: bool = True) -> None:
+        self.engine, self.flow, self.scenario, self.driver = engine, flow, scenario, driver
+        self.recorder, self.check = recorder, check
+        self.token: str | None = None
+        self.flow_id = ""
+        self._mark = 0
+        definition = engine.flows.latest(flow)
+        lengths = [f.constraints.get("length", 8) for f in definition.fields.values() if f.type == "code"]
+        self._width = int(lengths[0]) if lengths else 8
+        self._code = re.compile(rf"(?<![0-9])[0-9]{{{self._width}}}(?![0-9])")
+
+    @property
+    def definition(self) -> FlowDefinition:
+        """The definition as the engine runs it now (settings included)."""
+        return self.engine.flows.latest(self.flow)
+
+    def setup_world(self) -> None:
+        """Clock, settings, contracts, logins and the session of the scenario."""
+        s = self.scenario
+        self.token = build_world(self.engine, self.flow, self.driver, start=s.start, settings=s.settings,
+                                 contracts=s.contracts, logins=s.logins, session=s.session)
+
+    def begin(self, context: Mapping[str, Any]) -> Observation:
+        """Start the flow (context placeholders resolved); what the start covered."""
+        self._mark = len(self._mails())
+        if self.recorder is not None:
+            self.recorder.calls.clear()
+        snapshot = self.engine.start(self.flow, self.resolve(context), session=self.token)
+        self.flow_id = snapshot.id
+        calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
+        return self._observed(Step(expect=snapshot.state), calls, [], snapshot.state, snapshot.status)
+
+    def play(self, step: Step) -> Observation:
+        """Run one step; raise InvariantViolation (with ``check``) when I1–I5 break."""
+        before = len(self.engine.history(self.flow_id))
+        outcome: str | None = None
+        if step.world is not None:
+            self._world(step.world)
+        elif step.event is not None:
+            outcome = self._send(step)
+        else:
+            seconds = self.seconds(step.advance)
+            self.driver.advance(seconds)
+            step = attrs.evolve(step, advance=seconds)
+        snapshot = self.engine.get(self.flow_id)
+        entries = self.engine.history(self.flow_id)[before:]
+        calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
+        fired = tuple(e.event for e in entries if e.actor == "timer")
+        step = attrs.evolve(step, expect=None if step.world is not None else outcome or snapshot.state,
+                            fired=fired if step.advance is not None else None)
+        if self.check:
+            check_invariants(self.engine, flow_id=self.flow_id, mailed=self.codes())
+        observed = self._observed(step, calls, entries, snapshot.state, snapshot.status)
+        journaled = next((e.outcome for e in entries if e.actor != "timer" and e.event == step.event), "")
+        return attrs.evolve(observed, messages=tuple(m.id for m in snapshot.screen.messages),
+                            outcome=journaled)
+
+    def seconds(self, advance: int | str | None) -> int:
+        """An advance in seconds: a number, a duration (``"60s"``) or a setting (``"@code_ttl"``)."""
+        return advance if isinstance(advance, int) else self.definition.seconds(str(advance))
+
+    def _send(self, step: Step) -> str | None:
+        assert step.event is not None
+        if step.meanwhile is not None:
+            if self.recorder is None:
+                raise PathFailed("a step with 'meanwhile' needs an engine from regflow.testing.make_engine")
+            change = self.resolve({k: v for k, v in step.meanwhile.items() if k != "guard"})
+            self.recorder.arm(self.flow_id, str(step.meanwhile["guard"]),
+                              lambda ctx: apply_op(self.engine, ctx.tx, ctx.now, change))
+        try:
+            self.engine.send(self.flow_id, step.event, self.resolve(step.data), session=self.token)
+        except EventNotAllowed:
+            return "refused"
+        except FlowGone:
+            return "gone"
+        except Forbidden:
+            return "forbidden"
+        finally:
+            if self.recorder is not None:
+                self.recorder.disarm(self.flow_id)
+        return None
+
+    def _world(self, raw: Mapping[str, Any]) -> None:
+        change = self.resolve(raw)
+        if change["world"] == SETTINGS_OP:
+            self.engine.flows.configure(str(change.get("flow", self.flow)), change["values"])
+            return
+        with self.engine.store.transaction() as tx:
+            apply_op(self.engine, tx, self.driver.now(), change)
+
+    def _observed(self, step: Step, calls: list[GuardCall], entries: list[JournalEntry],
+                  state: str, status: str) -> Observation:
+        definition = self.definition
+        items: set[str] = set()
+        for call in calls:
+            if call.guard in branch_guards(definition, call.state, call.event):
+                items.add(f"{call.state}.{call.event}?{call.guard}={str(call.result).lower()}")
+            if when_guards(definition, call.state).get(call.event) == call.guard:  # its action is sent
+                items.add(f"{call.state}.{call.event}?{call.guard}={str(call.result).lower()}")
+        for entry in entries:
+            branches = definition.states[entry.from_state].on.get(entry.event, ())
+            if not branches or (entry.actor != "timer" and entry.outcome in NO_BRANCH):
+                continue
+            answers = {c.guard: c.result for c in calls
+                       if (c.state, c.event) == (entry.from_state, entry.event)}
+            for i, b in enumerate(branches):  # the first branch whose answers all hold was taken
+                if all(answers.get(g) is True for g in b.guard) and all(
+                        answers.get(g) is False for g in b.unless):
+                    items.add(transition_id(entry.from_state, entry.event, i, len(branches)))
+                    break
+        if step.timer is not None and step.fired is not None:
+            label, offset = parse_timer(step.timer)
+            event = "expire" if label == EXPIRY else self._timer_event(label)
+            if (event in step.fired) == (offset >= 0):
+                items.add(step.timer)
+        return Observation(step, frozenset(items), state, status == "active")
+
+    def _timer_event(self, label: str) -> str:
+        state, _, index = label.partition(".after[")
+        return str(self.definition.states[state].after[int(index.rstrip("]"))].event)
+
+    def _mails(self) -> list[EmailMessage]:
+        return list(getattr(self.engine.mailer, "messages", []))
+
+    def codes(self) -> list[str]:
+        """The codes in the mails sent since the flow started, oldest first."""
+        found: list[str] = []
+        for mail in self._mails()[self._mark:]:
+            part = mail.get_body(("plain",))
+            found += self._code.findall(str(part.get_content())) if part is not None else []
+        return found
+
+    def resolve(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Data with its placeholders filled in: ``$code``, ``$wrong_code``, ``$login:EMAIL``,
+        ``$data:KEY``."""
+        return {k: self._value(v) for k, v in data.items()}
+
+    def _value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not value.startswith("$"):
+            return value
+        if value in ("$code", "$wrong_code"):
+            found = self.codes()
+            code = found[-1] if found else "0" * self._width
+            return code if value == "$code" else f"{(int(code) + 1) % 10 ** self._width:0{self._width}d}"
+        kind, _, key = value[1:].partition(":")
+        with self.engine.store.transaction() as tx:
+            if kind == "login":
+                login = tx.logins.by_email(email_key(key))
+                if login is None:
+                    raise LookupError(f"{value}: no login for {key!r}")
+                return login.id
+            if kind == "data":
+                record = tx.flows.load(self.flow_id)
+                return record.data.get(key) if record is not None else None
+        return value
+
+    def key(self) -> tuple[Any, ...]:
+        """Where the flow is, for the search: state, status, pending timers and the text and
+        yes/no facts of its data (counters and instants are left to the pumping)."""
+        with self.engine.store.transaction() as tx:
+            record = tx.flows.load(self.flow_id)
+        assert record is not None
+        facts = sorted((k, v) for k, v in record.data.items()
+                       if isinstance(v, str | bool) and not (isinstance(v, str) and _instant(v)))
+        return record.state, record.status, tuple(sorted(e for e, _ in record.timers)), tuple(facts)
+
+
+def _instant(text: str) -> bool:
+    return len(text) >= 16 and text[4:5] == "-" and "T" in text
+
+
+def run_path(engine: Engine, path: Path, *, clock: object | None = None,
+             invariants: bool = True) -> list[Step]:
+    """Replay ``path`` on a fresh ``engine``: set up its world, start the flow, run each step and
+    assert its expected state (and timers fired), I1–I5 after every step (``invariants``), and
+    — on an engine from ``make_engine`` — that the path covered every item it lists.
+
+    The clock: ``clock`` (a ``regflow.ManualClock`` or a freezegun factory), else the one the
+    engine was made with, else the engine's own ManualClock. Returns the observed steps."""
+    meta = engine_meta(engine)
+    driver = clock_driver(clock if clock is not None else meta.driver if meta is not None else engine.clock)
+    player = Player(engine, path.flow, path.scenario, driver, meta.recorder if meta is not None else None,
+                    check=invariants)
+    player.setup_world()
+    first = player.begin(path.context)
+    seen, observed = set(first.items), []
+    if invariants:
+        check_invariants(engine, flow_id=player.flow_id)
+    for n, step in enumerate(path.steps, 1):
+        try:
+            result = player.play(step)
+        except AssertionError as exc:
+            raise PathFailed(f"{path.id} step {n} ({step.describe()}): {exc}\n{_listing(path)}") from exc
+        got = result.step
+        if (step.expect, step.fired) != (got.expect, got.fired) and step.expect is not None:
+            raise PathFailed(
+                f"{path.id} step {n} ({step.describe()}): expected {step.expect!r}"
+                + (f" with {list(step.fired)} fired" if step.fired is not None else "")
+                + f", got {got.expect!r}"
+                + (f" with {list(got.fired)} fired" if got.fired is not None else "")
+                + f" (messages {list(result.messages)})\n{_listing(path)}")
+        seen |= result.items
+        observed.append(got)
+    missing = [i for i in path.covers if i not in seen] if meta is not None else []
+    if missing:
+        raise PathFailed(f"{path.id} did not cover {missing}\n{_listing(path)}")
+    REPLAYED.setdefault(path.flow, set()).add(path.id)
+    return observed
+
+
+def _listing(path: Path) -> str:
+    lines = [f"  start {path.flow} {path.context}"]
+    lines += [f"  {n}. {s.describe()} -> {s.expect}" for n, s in enumerate(path.steps, 1)]
+    return "\n".join(lines)

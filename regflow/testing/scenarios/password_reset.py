@@ -1,0 +1,29 @@
+"""Password reset (SPEC 2.3): taro forgets the password; an unknown address gets a decoy."""
+
+from typing import Any
+
+PASSWORD = "Nw8$kLp3qR"
+
+SCENARIO: dict[str, Any] = {
+    "flow": "password_reset",
+    "description": "taro@example.jp (customer 281234) sets a new password.",
+    "start": "2026-03-02T09:00:00Z",
+    "world": {
+        "contracts": [{"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
+                       "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"]}],
+        "logins": [{"email": "taro@example.jp", "customer_id": "281234", "account": "abcd8-01"}],
+    },
+    "data": {
+        "enter_email.submit": {"email": "taro@example.jp"},
+        "enter_code.submit": {"code": "$code"},
+        "new_password.submit": {"password": PASSWORD, "password_confirm": PASSWORD},
+    },
+    "witnesses": {
+        "send_too_soon": {"false": [{"before": [{"advance": "@resend_interval"}]}]},
+        "code_matches": {"false": [{"data": {"code": "$wrong_code"}}]},
+        "reset_login_exists": {"false": [
+            {"note": "the admin deleted the login meanwhile",
+             "before": [{"world": "delete_login", "email": "taro@example.jp"}]},
+        ]},
+    },
+}

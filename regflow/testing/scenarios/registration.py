@@ -1,0 +1,44 @@
+"""Registration (SPEC 2.1 steps 2–5): a customer with one login already (taro, its admin), a
+new address to register, and the contract the details must match."""
+
+from typing import Any
+
+PASSWORD = "Kx7#mPq2wZ"
+CONTRACT = {"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
+            "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"]}
+
+SCENARIO: dict[str, Any] = {
+    "flow": "registration",
+    "description": "new@example.jp registers on seat abcd8-01 of customer 281234 (3 licenses, one used).",
+    "start": "2026-03-02T09:00:00Z",
+    "context": {"account": "abcd8-01"},
+    "world": {
+        "contracts": [CONTRACT],
+        "logins": [{"email": "taro@example.jp", "customer_id": "281234"}],
+    },
+    "data": {
+        "enter_email.submit": {"email": "new@example.jp"},
+        "enter_code.submit": {"code": "$code"},
+        "details.submit": {"password": PASSWORD, "password_confirm": PASSWORD, "customer_id": "281234",
+                           "display_name": "山田 花子", "tel": "03-1234-5678"},
+    },
+    "witnesses": {
+        "email_registered": {"true": [
+            {"at": "enter_email", "data": {"email": "taro@example.jp"}},
+            {"at": "details", "note": "someone registered the address meanwhile",
+             "before": [{"world": "add_login", "email": "new@example.jp", "customer_id": "281234"}]},
+        ]},
+        "reveals_existing_email": {"false": [
+            {"data": {"email": "taro@example.jp"},
+             "before": [{"world": "settings", "values": {"existing_email": "conceal"}}]},
+        ]},
+        "send_too_soon": {"false": [{"before": [{"advance": "@resend_interval"}]}]},
+        "code_matches": {"false": [{"data": {"code": "$wrong_code"}}]},
+        "contract_matches": {"false": [{"data": {"tel": "03-9999-9999"}}]},
+        "seat_free": {"false": [
+            {"note": "two more logins fill the three seats",
+             "before": [{"world": "add_login", "email": "jiro@example.jp", "customer_id": "281234"},
+                        {"world": "add_login", "email": "hana@example.jp", "customer_id": "281234"}]},
+        ]},
+    },
+}

@@ -1,0 +1,6 @@
+"""Transfer the admin role (SPEC 2.4); jiro is not ready yet."""
+
+from regflow.testing.scenarios.admin import targeted
+
+SCENARIO = targeted("transfer_admin", target_ready={"false": [
+    {"context": {"target": "$login:jiro@example.jp"}, "note": "jiro is still being set up"}]})

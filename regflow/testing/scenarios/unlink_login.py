@@ -1,0 +1,5 @@
+"""Unlink a login (SPEC 2.4)."""
+
+from regflow.testing.scenarios.admin import targeted
+
+SCENARIO = targeted("unlink_login")
