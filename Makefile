@@ -1,12 +1,13 @@
-# The README's commands: `make demo` and `make test`. Everything runs from the project's .venv.
+# The README's commands: `make demo`, `make test`, `make bench`. Everything runs from .venv.
 # `make demo DEMO_LANG=en` runs the demo in English.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.installed-bench
 DEMO_LANG ?= ja
 
-.PHONY: venv install demo demo-terminal test lint clean
+.PHONY: venv install demo demo-terminal test lint bench clean
 
 venv: $(BIN)/python
 
@@ -35,7 +36,29 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
+# regflow against its anchors, in one run (a few minutes): prints the table and writes
+# benchmarks/results.json; see docs/benchmarks.md. `python -m benchmarks --quick` is a smoke test.
+bench: install $(BENCH_INSTALLED)
+	$(BIN)/python -m benchmarks
+
+$(BENCH_INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $@
+
 # Removes the demo's database and mail, and caches; keeps .venv.
 clean:
 	rm -rf demo .pytest_cache .mypy_cache .ruff_cache build dist
 	find regflow tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The documentation site in site/ (MkDocs Material, strict: a broken link fails it): regenerates
+# docs/gen/ (a page per built-in flow, the JSON API reference, the changelog) and bundles Mermaid
+# from tools/mermaid so the diagrams draw offline. Browse it with `python3 -m http.server -d site`.
+.PHONY: docs
+MERMAID_JS := tools/mermaid/node_modules/mermaid/dist/mermaid.min.js
+
+docs: install $(MERMAID_JS)
+	$(BIN)/python -m regflow.docsgen docs/gen --mermaid $(MERMAID_JS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+$(MERMAID_JS):
+	npm ci --prefix tools/mermaid --no-audit --no-fund

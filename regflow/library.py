@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from regflow.definition import FlowDefinition, Setting, load
+from regflow.definition import FlowDefinition, Setting
 from regflow.exceptions import DefinitionError, FlowNotFound
+from regflow.loader import load
 from regflow.registry import Registry
 
 

@@ -23,7 +23,6 @@ import logging
 import math
 import random
 import re
-import smtplib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -52,6 +51,8 @@ def parse(raw: bytes) -> EmailMessage:
 def is_permanent(exc: Exception) -> bool:
     """Whether a delivery failure is final: an SMTP 5xx reply (for every recipient), or any
     error that is neither a TransientError nor an OSError (connection trouble, SMTP 4xx)."""
+    import smtplib  # only when something failed
+
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return bool(exc.recipients) and all(code >= 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -62,6 +63,8 @@ def is_permanent(exc: Exception) -> bool:
 def rejected(exc: Exception) -> bool:
     """Whether the failure is the server's final refusal (an SMTP 5xx or ``MailRejected``),
     as opposed to a mailer that broke or attempts that ran out."""
+    import smtplib
+
     if getattr(exc, "message_id", None) == "mail_rejected":
         return True
     return isinstance(exc, smtplib.SMTPException) and is_permanent(exc)

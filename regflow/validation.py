@@ -12,8 +12,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import email_validator
-
 DASHES = "-‐‑‒–—―−ーｰ－"
 _DASH_TABLE = str.maketrans(dict.fromkeys(DASHES + " \u3000()（）", ""))
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
@@ -41,6 +39,8 @@ def normalize_email(value: str) -> str:
     text = unicodedata.normalize("NFKC", value).strip()
     if not text or len(text) > 254:
         raise Invalid("email_invalid")
+    import email_validator  # loaded on first use: it takes a third of `import regflow`
+
     try:
         result = email_validator.validate_email(text, check_deliverability=False)
     except email_validator.EmailNotValidError:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from regflow import DefinitionError, FlowLibrary, Registry
-from regflow.definition import format_duration, load, parse_duration
+from regflow.definition import format_duration, parse_duration
+from regflow.loader import load
 from regflow.machines import builtin_library, builtin_registry
 
 DATA = Path(__file__).parent / "data"

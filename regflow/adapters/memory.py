@@ -9,8 +9,8 @@ in ``memory_tables``; this module keeps the data, the indexes and the undo log.
 
 from __future__ import annotations
 
-import bisect
 import functools
+import heapq
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -58,7 +58,9 @@ class MemoryStore:
         self._undo: list[Callable[[], object]] = []
         self._flows: dict[str, FlowRecord] = {}
         self._due: dict[str, datetime] = {}  # flow id -> next_due_at, active flows only
-        self._due_index: list[tuple[datetime, str]] = []  # sorted (next_due_at, flow id)
+        # A heap of (next_due_at, flow id); entries whose instant no longer matches ``_due`` are
+        # stale and skipped (and dropped when they surface), so a save costs O(log n).
+        self._due_heap: list[tuple[datetime, str]] = []
         self._journal: dict[str, list[JournalEntry]] = {}
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self._customers: dict[str, Customer] = {}
@@ -105,14 +107,18 @@ class MemoryStore:
         return self._secret
 
     def due_flows(self, now: datetime, limit: int) -> list[str]:
-        """Ids of active flows due at ``now``, earliest first, read from the sorted index."""
+        """Ids of active flows due at ``now``, earliest first, popped off the heap (stale
+        entries are dropped on the way) and pushed back."""
         with self._lock:
-            due: list[str] = []
-            for at, flow_id in self._due_index:
-                if at > now or len(due) >= limit:
-                    break
-                due.append(flow_id)
-            return due
+            heap, live = self._due_heap, self._due
+            taken: list[tuple[datetime, str]] = []
+            while heap and len(taken) < limit and heap[0][0] <= now:
+                at, flow_id = heapq.heappop(heap)
+                if live.get(flow_id) == at and (at, flow_id) not in taken:
+                    taken.append((at, flow_id))
+            for entry in taken:
+                heapq.heappush(heap, entry)
+            return [flow_id for _, flow_id in taken]
 
     def iter_flow_ids(self) -> Iterator[str]:
         """Every flow id (a snapshot taken when iteration starts)."""
@@ -165,12 +171,14 @@ class MemoryStore:
             self._undo.append(functools.partial(self._reindex, flow_id, old))
 
     def _reindex(self, flow_id: str, due: datetime | None) -> None:
-        old = self._due.pop(flow_id, None)
-        if old is not None:
-            del self._due_index[bisect.bisect_left(self._due_index, (old, flow_id))]
-        if due is not None:
+        if due is None:
+            self._due.pop(flow_id, None)
+        else:
             self._due[flow_id] = due
-            bisect.insort(self._due_index, (due, flow_id))
+            heapq.heappush(self._due_heap, (due, flow_id))
+        if len(self._due_heap) > 2 * len(self._due) + 64:  # compact the stale entries
+            self._due_heap = [(at, i) for i, at in self._due.items()]
+            heapq.heapify(self._due_heap)
 
 
 _PORT_CHECK: type[ports.Store] = MemoryStore  # mypy proves MemoryStore fits the port

@@ -147,12 +147,6 @@ def flow_values(flow: FlowRecord) -> dict[str, Any]:
     return values
 
 
-def flow_of(row: Any) -> FlowRecord:
-    """A FlowRecord from its row."""
-    timers = [(str(event), from_micros(int(micros))) for event, micros in row.timers]
-    return record_of(FlowRecord, row, timers=timers)
-
-
 @attrs.frozen
 class Tables:
     """The model classes of one store, bound to that store's database (peewee is untyped)."""

@@ -19,8 +19,8 @@ import peewee as pw
 from regflow import ports
 from regflow.adapters.peewee_models import (
     Tables,
-    flow_of,
     flow_values,
+    from_micros,
     record_of,
     translated,
     values_of,
@@ -72,12 +72,52 @@ class _Table:
         return (self._locked(query) if lock else query).first()
 
 
+class _FlowStatements:
+    """The three statements of every step — load, versioned update, journal insert — written
+    once per store from the models' columns. Building them through peewee's query builder on
+    each call cost more than SQLite spent running them (see docs/benchmarks.md)."""
+
+    def __init__(self, db: pw.Database, tables: Tables, *, row_locks: bool) -> None:
+        param = db.param
+
+        def quote(name: str) -> str:  # standard SQL identifiers, as SQLite and PostgreSQL take
+            return f'"{name}"'
+
+        flows, journal = tables.flows, tables.journal
+        self.flow_fields = list(flows._meta.sorted_fields)  # id first, rev last (declared order)
+        self.columns = [f.column_name for f in self.flow_fields]
+        names = ", ".join(quote(c) for c in self.columns)
+        self.load = (f"SELECT {names} FROM {quote(flows._meta.table_name)} "
+                     f"WHERE {quote('id')} = {param}" + (" FOR UPDATE" if row_locks else ""))
+        self.changed = [f for f in self.flow_fields if f.name != "id"]
+        assignments = ", ".join(f"{quote(f.column_name)} = {param}" for f in self.changed)
+        self.update = (f"UPDATE {quote(flows._meta.table_name)} SET {assignments} "
+                       f"WHERE {quote('id')} = {param} AND {quote('rev')} = {param}")
+        self.journal_fields = [f for f in journal._meta.sorted_fields if f.name != "id"]
+        self.journal = (
+            f"INSERT INTO {quote(journal._meta.table_name)} "
+            f"({', '.join(quote(f.column_name) for f in self.journal_fields)}) "
+            f"VALUES ({', '.join(param for _ in self.journal_fields)})")
+
+
 class Flows(_Table):
+    def __init__(self, db: pw.Database, tables: Tables) -> None:
+        super().__init__(db, tables)
+        self._sql = _FlowStatements(db, tables, row_locks=self._row_locks)
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+        run: Any = self._db.execute_sql  # peewee is untyped
+        return run(sql, params)
+
     @_guarded
     def load(self, flow_id: str) -> FlowRecord | None:
-        model = self._t.flows
-        row = self._one(model.select().where(model.id == flow_id), lock=True)
-        return None if row is None else flow_of(row)
+        row = self._run(self._sql.load, (flow_id,)).fetchone()
+        if row is None:
+            return None
+        values = {f.name: f.python_value(v) for f, v in zip(self._sql.flow_fields, row, strict=True)}
+        values.pop("next_due_at")
+        timers = [(str(event), from_micros(int(micros))) for event, micros in values.pop("timers")]
+        return FlowRecord(timers=timers, **values)
 
     @_guarded
     def insert(self, flow: FlowRecord) -> None:
@@ -86,16 +126,18 @@ class Flows(_Table):
 
     @_guarded
     def update(self, flow: FlowRecord, expected_rev: int) -> bool:
-        model = self._t.flows
-        query = model.update(rev=expected_rev + 1, **flow_values(flow))
-        if query.where((model.id == flow.id) & (model.rev == expected_rev)).execute() != 1:
+        values = {**flow_values(flow), "rev": expected_rev + 1}
+        params = tuple(f.db_value(values[f.name]) for f in self._sql.changed)
+        if self._run(self._sql.update, (*params, flow.id, expected_rev)).rowcount != 1:
             return False
         flow.rev = expected_rev + 1
         return True
 
     @_guarded
     def journal(self, entry: JournalEntry) -> None:
-        self._t.journal.insert(**values_of(entry)).execute()
+        values = values_of(entry)
+        self._run(self._sql.journal,
+                  tuple(f.db_value(values[f.name]) for f in self._sql.journal_fields))
 
     @_guarded
     def history(self, flow_id: str) -> list[JournalEntry]:

@@ -22,8 +22,9 @@ from typing import Any
 
 import attrs
 
-from regflow.definition import FlowDefinition, read_source
+from regflow.definition import FlowDefinition
 from regflow.exceptions import DefinitionError, RegflowError
+from regflow.loader import read_source
 from regflow.registry import Registry
 from regflow.testing.model import Step, guards_at, items_of
 from regflow.testing.world import op_faults

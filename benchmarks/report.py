@@ -1,0 +1,121 @@
+"""The results as a Markdown table (printed by ``make bench``, pasted into docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _n(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if (isinstance(value, float) and value >= 100) or isinstance(value, int):
+        return f"{value:,.0f}{unit}"
+    return f"{value:,.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def _r(value: Any) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _met(entry: dict[str, Any]) -> str:
+    if "met" not in entry:
+        return ""
+    return "yes" if entry["met"] else "**no**"
+
+
+def _problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    if "error" in entry:
+        return "error: " + str(entry["error"]).strip().splitlines()[-1]
+    if "skipped" in entry:
+        return "skipped: " + str(entry["skipped"])
+    return None
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, ...]] = []
+    m = results.get("machine", {})
+    dm = results.get("dispatch_memory")
+    if dm is not None:
+        if (p := _problem(dm)) is not None:
+            rows.append(("dispatch_memory", p, "", "", "", ""))
+        else:
+            anchor = f"transitions {_n(dm['transitions_eps'])} ev/s"
+            if dm.get("python_statemachine_eps"):
+                anchor += f"; python-statemachine {_n(dm['python_statemachine_eps'])} ev/s"
+            rows.append(("dispatch_memory", f"{_n(dm['regflow_eps'])} ev/s", anchor,
+                         f"{dm['ratio']:.2f}", _r(dm.get("ratio_cpu")), "≥ 0.5", _met(dm)))
+    ds = results.get("dispatch_sqlite")
+    if ds is not None:
+        if (p := _problem(ds)) is not None:
+            rows.append(("dispatch_sqlite", p, "", "", "", ""))
+        else:
+            rows.append(("dispatch_sqlite", f"{_n(ds['regflow_eps'])} ev/s",
+                         f"peewee floor {_n(ds['floor_eps'])} tx/s", f"{ds['ratio']:.2f}",
+                         _r(ds.get("ratio_cpu")), "≥ 0.75", _met(ds)))
+    reg = results.get("registration")
+    if reg is not None:
+        if (p := _problem(reg)) is not None:
+            rows.append(("registration", p, "", "", "", ""))
+        for store in ("sqlite", "postgresql"):
+            entry = reg.get(store)
+            if entry is None:
+                continue
+            if (p := _problem(entry)) is not None:
+                rows.append((f"registration ({store})", p, "", "", "", ""))
+                continue
+            for hasher in ("fast", "argon2"):
+                run = entry[hasher]
+                rows.append((f"registration ({store}, {hasher})", f"{_n(run['per_s'])} reg/s",
+                             f"{run['count']} in {run['seconds']} s", "", "", "", ""))
+    gr = results.get("growth")
+    if gr is not None:
+        if (p := _problem(gr)) is not None:
+            rows.append(("growth", p, "", "", "", ""))
+        else:
+            big = f"{gr['sizes'][1] // 1000}k"
+            for store in ("memory", "sqlite"):
+                g = gr[store]
+                mark = "≤ 1.2" if store == gr["ratio_of"] else "(≤ 1.2)"
+                rows.append((
+                    f"growth ({store}) send p50 / p99",
+                    f"{big}: {_n(g[f'p50_us_{big}'])} / {_n(g[f'p99_us_{big}'])} µs",
+                    f"1k: {_n(g['p50_us_1k'])} / {_n(g['p99_us_1k'])} µs",
+                    f"{g['ratio']:.2f}", _r(g.get("ratio_cpu")), mark,
+                    _met(gr) if store == gr["ratio_of"] else ""))
+            for store in ("memory", "sqlite"):
+                s = gr[store]["sweep"]
+                rows.append((f"sweep ({store}) {s['due']} due",
+                             f"{big}: {_n(s[f'ms_{big}'])} ms", f"1k: {_n(s['ms_1k'])} ms",
+                             f"{s['ratio']:.2f}", "", "", ""))
+    sc = results.get("scaling")
+    if sc is not None:
+        if (p := _problem(sc)) is not None:
+            rows.append(("scaling (postgresql)", p, "", "", "", ""))
+        else:
+            check = "I1–I4 ok" if sc["invariants"]["ok"] else "I1–I4 FAILED"
+            rows.append(("scaling (postgresql, fast)",
+                         f"4 procs {_n(sc['per_s_4'])} reg/s",
+                         f"1 proc {_n(sc['per_s_1'])}; 2 procs {_n(sc['per_s_2'])}; {check}"
+                         + (f"; CPU ceiling {sc['ratio_ceiling']:.2f}×"
+                            if sc.get("ratio_ceiling") else ""),
+                         f"{sc['ratio']:.2f}", "", "≥ 1.6", _met(sc)))
+    if "import_ms" in results:
+        detail = results.get("import_detail", {})
+        rows.append(("import_ms", f"{_n(results['import_ms'])} ms",
+                     f"bare python {_n(detail.get('bare_python_ms'))} ms; engine ready "
+                     f"{_n(detail.get('engine_ready_ms'))} ms", "", "", "≤ 150", _met(detail)))
+    elif "import_detail" in results:
+        rows.append(("import_ms", _problem(results["import_detail"]) or "", "", "", "", "", ""))
+
+    header = ("benchmark", "regflow", "anchor", "ratio", "ratio per CPU s", "target", "met")
+    rows = [row + ("",) * (len(header) - len(row)) for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if m:
+        lines.append("")
+        lines.append(f"{m.get('date')}: {m.get('nproc')} × {m.get('cpu')}, Python "
+                     f"{m.get('python')}, SQLite {m.get('sqlite')}, PostgreSQL "
+                     f"{m.get('postgresql') or '–'}")
+    return "\n".join(lines)
