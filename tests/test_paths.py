@@ -123,7 +123,8 @@ def test_the_json_of_spec_4_3() -> None:
     assert found["scenario"]["witnesses"]["contract_matches"]["false"] == [{"data": {"tel": "03-9999-9999"}}]
     summary = CliRunner().invoke(main, ["paths", "password_reset", "--summary", "--check"])
     assert summary.exit_code == 0
-    assert summary.stdout.startswith("password_reset: transitions 15/15, guard outcomes 14/14, timers 6/6 (100%)")
+    assert summary.stdout.startswith(
+        "password_reset: transitions 15/15, guard outcomes 14/14, timers 6/6 (100%)")
 
 
 def test_a_users_flow_from_the_command_line() -> None:
