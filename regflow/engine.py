@@ -27,6 +27,7 @@ from regflow.exceptions import (
     FlowGone,
     FlowNotFound,
     Forbidden,
+    IdempotencyKeyInvalid,
     InvalidContext,
     TransientError,
 )
@@ -146,6 +147,10 @@ class Engine:
         """Send an event with its data; timers due by now are applied first."""
         payload = dict(data or {})
         request = ""
+        if idempotency_key is not None and not (
+                isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 255
+                and steps.storable(idempotency_key)):
+            raise IdempotencyKeyInvalid("an idempotency key is 1-255 characters of text")
         policy = [RetryPolicy()]
         exhausted: list[TransientError] = []
 
@@ -358,7 +363,8 @@ class Engine:
             audit.emit(steps_done)
 
     def _load(self, tx: Transaction, flow_id: str) -> FlowRecord:
-        record = tx.flows.load(flow_id) if isinstance(flow_id, str) and len(flow_id) <= 64 else None
+        known_shape = isinstance(flow_id, str) and len(flow_id) <= 64 and flow_id.isascii()
+        record = tx.flows.load(flow_id) if known_shape else None
         if record is None:
             raise FlowNotFound(f"no flow with id {flow_id!r}")
         if record.version not in self.flows.versions(record.flow):
@@ -377,7 +383,8 @@ def checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -
     given = dict(context or {})
     for key in definition.context:
         value = given.get(key)
-        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        if (not isinstance(value, str) or not value.strip() or len(value) > 128
+                or not steps.storable(value)):
             raise InvalidContext(f"{definition.name} needs a context value {key!r}", key=key)
     unknown = sorted(set(given) - set(definition.context))
     if unknown:

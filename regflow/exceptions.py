@@ -7,6 +7,7 @@
     ├── VersionUnavailable       the flow's definition version is gone, no migration (HTTP 410)
     ├── EventNotAllowed          the state does not take that event      (HTTP 409, ``allowed``)
     ├── IdempotencyConflict      same Idempotency-Key, other payload     (HTTP 422)
+    │   └── IdempotencyKeyInvalid  a key that is empty, too long or not text (HTTP 400)
     ├── Forbidden                no admin session of the same customer   (HTTP 403)
     │   └── NotSignedIn          no live session at all                  (HTTP 401)
     ├── InvalidContext           start() got a context the flow cannot use (HTTP 422)
@@ -76,6 +77,12 @@ class IdempotencyConflict(RegflowError):
     """An idempotency key was reused with a different payload."""
 
     message_id = "idempotency_key_reused"
+
+
+class IdempotencyKeyInvalid(IdempotencyConflict):
+    """An idempotency key must be 1–255 characters of storable text."""
+
+    message_id = "idempotency_key_invalid"
 
 
 class Forbidden(RegflowError):

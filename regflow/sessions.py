@@ -43,7 +43,7 @@ def open_session(ctx: FlowContext, login: Login) -> str:
 
 def resolve(tx: Transaction, token: str | None, now: datetime) -> tuple[Session, Login] | None:
     """The live session of a token and its login, or None (unknown, expired, login deleted)."""
-    if not token or not isinstance(token, str) or len(token) > 256:
+    if not token or not isinstance(token, str) or len(token) > 256 or not token.isascii():
         return None
     session = tx.sessions.by_digest(digest(token))
     if session is None or session.expires_at <= now:

@@ -102,7 +102,9 @@ def keep_form(compiled: CompiledFlow, flow: FlowRecord, screen: ScreenDef,
     fields = compiled.definition.fields
     flow.data["_form"] = {
         name: data[name] for name in screen.fields
-        if name in data and isinstance(data[name], str | bool) and not fields[name].is_secret
+        if name in data and not fields[name].is_secret
+        and (isinstance(data[name], bool)
+             or (isinstance(data[name], str) and len(data[name]) <= 4096 and storable(data[name])))
     }
 
 
@@ -123,7 +125,7 @@ def validate(compiled: CompiledFlow, ctx: FlowContext, screen: ScreenDef,
             if not isinstance(raw, bool):
                 ctx.say("field_type", field=name, expected="boolean")
                 continue
-        elif not isinstance(raw, str) or len(raw) > 4096:
+        elif not isinstance(raw, str) or len(raw) > 4096 or not storable(raw):
             ctx.say("field_type", field=name, expected="text")
             continue
         value: Any = raw
@@ -136,6 +138,17 @@ def validate(compiled: CompiledFlow, ctx: FlowContext, screen: ScreenDef,
             continue
         clean[name] = value
     return clean
+
+
+def storable(text: str) -> bool:
+    """Whether a string can be hashed and stored: UTF-8 encodable (no lone surrogates), no NUL."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def apply_due(compiled: CompiledFlow, flow: FlowRecord, tx: Transaction, services: Services,

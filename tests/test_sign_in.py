@@ -475,13 +475,16 @@ def test_account_taken_at_link_prompt(engine: regflow.Engine, frozen: FrozenDate
 
 
 def test_account_not_yours(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
-    """A seat of another customer (or no customer) is refused with account_not_yours."""
+    """A seat of another customer is refused with account_not_yours; a seat of no customer
+    cannot even open the sign-in (account_unknown), as for registration."""
     engine.contracts.add(customer_id="289876", phone="06-9876-5432", licenses=1, accounts=["wxyz9-01"])
     ready(engine, frozen, ("abcd8-01", TARO))
-    for seat in ("wxyz9-01", "zzzz0-99"):
-        snap = submit(engine, seat, TARO)
-        assert (snap.state, message_ids(snap)) == ("credentials", ["account_not_yours"]), seat
-        assert snap.session is None
+    snap = submit(engine, "wxyz9-01", TARO)
+    assert (snap.state, message_ids(snap)) == ("credentials", ["account_not_yours"])
+    assert snap.session is None
+    with pytest.raises(regflow.InvalidContext) as unknown:
+        engine.start("sign_in", {"account": "zzzz0-99"})
+    assert unknown.value.message_id == "account_unknown"
     assert login_of(engine, TARO).account is None
 
 

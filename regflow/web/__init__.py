@@ -35,6 +35,7 @@ def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
         JSON_SORT_KEYS=False,
     )
     app.config.update(config)
+    app.url_map.merge_slashes = False  # "//" is a bad request, not a redirect to guess at
     if trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=trusted_proxies, x_host=trusted_proxies)

@@ -33,6 +33,7 @@ from regflow.exceptions import (
     FlowNotFound,
     Forbidden,
     IdempotencyConflict,
+    IdempotencyKeyInvalid,
     InvalidContext,
     NotSignedIn,
     RegflowError,
@@ -49,7 +50,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 # The first class an error is an instance of decides its status (NotSignedIn before Forbidden).
 STATUS_OF: tuple[tuple[type[RegflowError], int], ...] = (
     (FlowNotFound, 404), (FlowGone, 410), (VersionUnavailable, 410), (EventNotAllowed, 409),
-    (IdempotencyConflict, 422),
+    (IdempotencyKeyInvalid, 400), (IdempotencyConflict, 422),
     (InvalidContext, 422), (NotSignedIn, 401), (Forbidden, 403),
     (ConcurrentUpdate, 503), (TransientError, 503), (StoreError, 503),
 )

@@ -29,6 +29,7 @@ from regflow.exceptions import (
     IdempotencyConflict,
     InvalidContext,
     NotSignedIn,
+    VersionUnavailable,
 )
 from regflow.screens import Snapshot
 from regflow.web import engine_of
@@ -121,7 +122,8 @@ def act(flow_id: str) -> Response:
                              session=old, lang=texts.lang)
     except FlowNotFound:
         return _not_found(texts)
-    except (FlowGone, EventNotAllowed, IdempotencyConflict, Forbidden) as exc:
+    except (FlowGone, VersionUnavailable, EventNotAllowed, IdempotencyConflict, Forbidden,
+            InvalidContext) as exc:
         flash(_refusal_key(exc), "error")
         return _see(flow_id)
     response = _see(answer.id)
@@ -328,7 +330,7 @@ def _not_found(texts: Texts) -> Response:
 
 def _refusal_key(exc: Exception) -> str:
     """The flashed text of an event the engine would not take."""
-    if isinstance(exc, FlowGone):
+    if isinstance(exc, FlowGone | VersionUnavailable):
         return "flash.gone"
     if isinstance(exc, IdempotencyConflict):
         return "flash.already_sent"
