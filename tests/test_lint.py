@@ -237,3 +237,23 @@ def test_check_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = check(str(tmp_path / "none.toml"))
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
+
+
+def test_check_and_diagram_take_a_users_registry() -> None:
+    """The docs' invitation flow (its own guards) is checked and drawn with --registry."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from regflow.cli import main
+
+    flow = Path(__file__).parent.parent / "docs" / "examples" / "invitation.yaml"
+    runner = CliRunner()
+    without = runner.invoke(main, ["check", str(flow)])
+    assert without.exit_code == 1
+    assert "unknown guard" in without.stdout
+    checked = runner.invoke(main, ["check", str(flow), "--registry", "invitation_steps:steps"])
+    assert checked.exit_code == 0, checked.output
+    drawn = runner.invoke(main, ["diagram", str(flow), "--registry", "invitation_steps:steps"])
+    assert drawn.exit_code == 0
+    assert "stateDiagram-v2" in drawn.stdout

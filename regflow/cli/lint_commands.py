@@ -1,7 +1,8 @@
 """``regflow diagram`` and ``regflow check``: draw and lint built-in flows or definition files.
 
-A definition file (TOML, YAML or JSON) is loaded against the built-in registry, so it may use
-the guards, actions and validators of the built-in flows and no others.
+A definition file (TOML, YAML or JSON) is loaded against the built-in registry, plus the
+user's own guards, actions and validators when ``--registry MODULE:ATTR`` names a Registry
+(a module next to the file is found without being on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,35 @@ from regflow.exceptions import DefinitionError
 from regflow.library import FlowLibrary
 from regflow.lint import lint
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
+from regflow.registry import Registry
 
 
-def load_file(path: Path) -> FlowDefinition:
-    """A definition file checked against the built-in registry; DefinitionError with paths."""
+def load_file(path: Path, registry: Registry | None = None) -> FlowDefinition:
+    """A definition file checked against the built-in registry (and ``registry``);
+    DefinitionError with paths."""
+    names = builtin_registry() | registry if registry is not None else builtin_registry()
     try:
-        return FlowLibrary(builtin_registry()).add(path)
+        return FlowLibrary(names).add(path)
     except UnicodeDecodeError:
         raise DefinitionError([f"{path}: not UTF-8 text"]) from None
     except OSError as exc:
         raise DefinitionError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
 
 
-def _definition(flow: str) -> FlowDefinition:
+def user_registry(spec: str | None, *files: Path) -> Registry | None:
+    """The Registry named by ``--registry MODULE:ATTR``, or None."""
+    if not spec:
+        return None
+    from regflow.testing.scenario import ScenarioError, load_registry
+
+    folders = [p.resolve().parent for p in files]
+    try:
+        return load_registry(spec, Path.cwd(), *folders)
+    except ScenarioError as exc:
+        raise CommandFailed("registry_invalid", f"--registry {spec}: {exc}") from exc
+
+
+def _definition(flow: str, registry: Registry | None) -> FlowDefinition:
     if flow in BUILTIN_FLOWS:
         return builtin_library().latest(flow)
     path = Path(flow)
@@ -37,7 +54,12 @@ def _definition(flow: str) -> FlowDefinition:
         raise CommandFailed("flow_not_found",
                             f"{flow!r} is neither a built-in flow ({', '.join(BUILTIN_FLOWS)}) "
                             "nor a definition file")
-    return load_file(path)
+    return load_file(path, registry)
+
+
+REGISTRY_OPTION = click.option(
+    "--registry", metavar="MODULE:ATTR",
+    help="A Registry with the flow file's own guards, actions and validators.")
 
 
 @main.command()
@@ -46,10 +68,11 @@ def _definition(flow: str) -> FlowDefinition:
               show_default=True, help="Mermaid stateDiagram-v2, Graphviz DOT, or SVG (needs Graphviz).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to FILE instead of standard output.")
-def diagram(flow: str, fmt: str, output: Path | None) -> None:
+@REGISTRY_OPTION
+def diagram(flow: str, fmt: str, output: Path | None, registry: str | None) -> None:
     """Draw FLOW (a built-in flow's name or a definition file) with guards, timers and retries."""
     try:
-        defn = _definition(flow)
+        defn = _definition(flow, user_registry(registry, Path(flow)))
     except DefinitionError as exc:
         for fault in exc.faults:
             click.echo(fault, err=True)
@@ -64,7 +87,8 @@ def diagram(flow: str, fmt: str, output: Path | None) -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
+@REGISTRY_OPTION
+def check(files: tuple[Path, ...], registry: str | None) -> None:
     """Lint the built-in flows, or the definition FILEs: each fault as `path: message`.
 
     Exits 1 when a definition fails to load or has a lint fault, 0 when all are clean; a line
@@ -72,6 +96,7 @@ def check(files: tuple[Path, ...]) -> None:
     """
     faults: list[str] = []
     checked = 0
+    names = user_registry(registry, *files)
     if not files:
         library = builtin_library()
         for name in BUILTIN_FLOWS:
@@ -80,7 +105,7 @@ def check(files: tuple[Path, ...]) -> None:
     for path in files:
         checked += 1
         try:
-            found = [str(f) for f in lint(load_file(path))]
+            found = [str(f) for f in lint(load_file(path, names))]
         except DefinitionError as exc:
             found = exc.faults
         click.echo(f"{path}: {len(found)} fault(s)" if found else f"{path}: ok", err=True)
