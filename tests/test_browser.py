@@ -24,7 +24,16 @@ if CHROMIUM is None:
 if importlib.util.find_spec("playwright") is None:
     pytest.skip("the playwright package is not installed", allow_module_level=True)
 
-from flows import DISPLAY_NAME, PASSWORD, last_code, mail_count, register, wrong_code  # noqa: E402
+from flows import (  # noqa: E402
+    DISPLAY_NAME,
+    PASSWORD,
+    details,
+    last_code,
+    mail_count,
+    register,
+    to_details,
+    wrong_code,
+)
 from live_server import serving  # noqa: E402
 from playwright.sync_api import Browser, Cookie, Locator, Page, expect, sync_playwright  # noqa: E402
 
@@ -424,3 +433,90 @@ def test_password_reset(page: Page, engine: regflow.Engine, clock: regflow.Manua
     heading(page, "パスワードを変更しました")
     shot(page, "password_reset-done")
     sign_in(page, password=NEW_PASSWORD)
+
+
+def test_the_remaining_screens(chromium: Browser, page: Page, engine: regflow.Engine,
+                               clock: regflow.ManualClock) -> None:
+    """The ends of a registration, the other admin flows and, before 2026-02-02, the legacy way."""
+    launch(page)  # 作成 → キャンセル
+    press(page, "アカウントをお持ちでない場合、作成できます")
+    press(page, "キャンセル")
+    heading(page, "キャンセルしました")
+    shot(page, "registration-cancelled")
+
+    launch(page)  # an hour without activity
+    press(page, "アカウントをお持ちでない場合、作成できます")
+    heading(page, "アカウントの作成")
+    clock.advance(3600)
+    page.reload()
+    heading(page, "有効期限が切れました")
+    shot(page, "registration-expired")
+
+    snap = to_details(engine, EMAIL)  # five contract mismatches
+    for _ in range(5):
+        snap = engine.send(snap.id, "submit", details(customer_id="289999"))
+    assert snap.state == "failed", snap.screen.messages
+    page.goto(f"/flows/{snap.id}")
+    heading(page, "手続きを完了できませんでした")
+    expect(page.locator("p.msg.error")).to_have_count(1)
+    shot(page, "registration-failed")
+
+    register(engine, SEAT, EMAIL)  # the admin, then 花子 on abcd8-02, linked by her first sign-in
+    clock.advance(60)
+    register(engine, "abcd8-02", HANA, display_name="花子")
+    clock.advance(PROVISIONING)
+    attempt = engine.start("sign_in", {"account": "abcd8-02"})
+    attempt = engine.send(attempt.id, "submit", {"email": HANA, "password": PASSWORD})
+    assert attempt.state == "link_prompt", attempt.screen.messages
+    assert engine.send(attempt.id, "submit", {}).state == "signed_in"
+    sign_in(page)
+
+    def hana_button(label: str) -> None:
+        page.goto("/admin")
+        heading(page, "アカウント管理")
+        click(page, page.locator("tbody tr").filter(has_text=HANA).get_by_role("button", name=label))
+
+    hana_button("紐づけ解除")
+    heading(page, "紐づけの解除")
+    expect(page.locator("p.text")).to_contain_text("abcd8-02")
+    shot(page, "unlink_login-confirm")
+    press(page, "紐づけを解除する")
+    heading(page, "紐づけを解除しました")
+    shot(page, "unlink_login-done")
+
+    hana_button("削除")
+    heading(page, "ログイン情報の削除")
+    expect(page.locator("p.text")).to_contain_text("花子（hana@example.jp）")
+    shot(page, "delete_login-confirm")
+    press(page, "削除する")
+    heading(page, "ログイン情報を削除しました")
+    shot(page, "delete_login-done")
+
+    page.goto("/admin")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    press(page, "すべてのアカウントの二段階認証を設定する")
+    heading(page, "二段階認証の設定（全アカウント）")
+    shot(page, "require_two_factor-confirm")
+    page.get_by_label("二段階認証を有効にする").check()
+    press(page, "保存する")
+    heading(page, "設定を保存しました")
+    shot(page, "require_two_factor-done")
+
+    early = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", product=PRODUCT,
+                                    clock=regflow.ManualClock(datetime(2026, 1, 20, tzinfo=UTC)))
+    early.contracts.add(**CONTRACT)
+    with serving(create_app(early)) as base:  # before the enforcement date: アカウントなしで続行
+        context = chromium.new_context(base_url=base, viewport={"width": 480, "height": 900},
+                                       device_scale_factor=1, locale="ja-JP")
+        try:
+            tab = context.new_page()
+            launch(tab)
+            heading(tab, "サインイン")
+            legacy = tab.get_by_role("button", name="アカウントなしで続行", exact=True)
+            expect(legacy).to_be_visible()
+            shot(tab, "sign_in-credentials-legacy")
+            click(tab, legacy)
+            heading(tab, "アカウントなしで続行します")
+            shot(tab, "sign_in-legacy")
+        finally:
+            context.close()

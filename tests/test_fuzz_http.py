@@ -520,7 +520,9 @@ def form_posts(draw: st.DrawFn, page: Page, other: Page | None) -> tuple[bytes, 
                  for (name, _), (_, value) in zip(pairs, fields, strict=True)]
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         if "encoding" in spoiled and draw(st.booleans()):
-            body = body[:draw(st.integers(0, len(body)))]
+            # A fraction, not an index: the body's length varies with the page's random
+            # tokens, and a draw's bounds must not depend on outside state.
+            body = body[:int(len(body) * draw(st.floats(0, 1)))]
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     elif encoding == "json":
         body, headers["Content-Type"] = json.dumps(dict(fields)).encode(), "application/json"
