@@ -243,3 +243,12 @@ def format_duration(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {name}"
     return f"{seconds} s"
+
+
+class Names:
+    """The names a definition may reference: guards, actions and validators known at run time."""
+
+    def __init__(self, guards: set[str], actions: set[str], validators: set[str]) -> None:
+        self.guards = guards
+        self.actions = actions
+        self.validators = validators

@@ -8,7 +8,6 @@ from typing import Any
 
 from regflow.definition import FlowDefinition, Setting
 from regflow.exceptions import DefinitionError, FlowNotFound
-from regflow.loader import load
 from regflow.registry import Registry
 
 
@@ -21,6 +20,8 @@ class FlowLibrary:
 
     def add(self, source: Mapping[str, Any] | str | Path, *, root: str | None = None) -> FlowDefinition:
         """Load, check and add a definition; a name + version already present is an error."""
+        from regflow.loader import load  # cattrs is loaded with the first definition
+
         definition = load(source, self.registry.names(), root)
         versions = self._versions.setdefault(definition.name, {})
         if definition.version in versions and versions[definition.version] != definition:

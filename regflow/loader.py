@@ -25,6 +25,7 @@ from regflow.definition import (
     FieldDef,
     FlowDefinition,
     MigrationDef,
+    Names,
     RetryPolicy,
     ScreenDef,
     Setting,
@@ -151,15 +152,6 @@ def structure(raw: Mapping[str, Any], root: str) -> FlowDefinition:
 
 
 # ---- cross-references ----------------------------------------------------------------------
-
-class Names:
-    """The names a definition may reference: guards, actions and validators known at run time."""
-
-    def __init__(self, guards: set[str], actions: set[str], validators: set[str]) -> None:
-        self.guards = guards
-        self.actions = actions
-        self.validators = validators
-
 
 def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]:
     """Every fault of cross-reference, with its path."""

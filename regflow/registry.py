@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from regflow.loader import Names
+from regflow.definition import Names
 
 if TYPE_CHECKING:
     from regflow.context import FlowContext

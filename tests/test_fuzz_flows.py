@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -43,6 +42,7 @@ from hypothesis.stateful import (
 import regflow
 from regflow.records import Login
 from regflow.screens import Snapshot
+from regflow.testing import check_invariants  # I1–I4 over the whole store
 from regflow.validation import email_key
 
 START = datetime(2026, 2, 1, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo: an hour before enforcement
@@ -156,28 +156,6 @@ def all_logins(engine: regflow.Engine) -> list[Login]:
         found = [login for customer in tx.contracts.customers()
                  for login in tx.logins.of_customer(customer.customer_id)]
     return sorted(found, key=lambda login: (login.customer_id, login.created_at, login.email_key))
-
-
-def check_invariants(engine: regflow.Engine) -> None:
-    """I1–I4 over the whole store."""
-    with engine.store.transaction() as tx:
-        customers = tx.contracts.customers()
-        logins = {c.customer_id: tx.logins.of_customer(c.customer_id) for c in customers}
-    everyone = [login for mine in logins.values() for login in mine]
-    keys = [login.email_key for login in everyone]
-    assert len(keys) == len(set(keys)), f"I1: {sorted(keys)}"
-    assert all(login.email_key == email_key(login.email) for login in everyone), "I1: key"
-    seats = [login.account for login in everyone if login.account is not None]
-    assert len(seats) == len(set(seats)), f"I2: {sorted(seats)}"
-    for customer in customers:
-        mine = logins[customer.customer_id]
-        assert all(login.account is None or login.account in customer.accounts for login in mine), \
-            f"I2: a login of {customer.customer_id} holds another customer's seat"
-        assert len(mine) <= customer.licenses, f"I3: {customer.customer_id} has {len(mine)}"
-        if mine:
-            roles = Counter(login.role for login in mine)
-            assert roles["admin"] == 1, f"I4: {customer.customer_id} roles {dict(roles)}"
-            assert set(roles) <= {"admin", "member"}, f"I4: {dict(roles)}"
 
 
 def events_of(snapshot: Snapshot) -> list[str]:

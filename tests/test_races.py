@@ -27,6 +27,7 @@ from pg import drop_schema, postgres_url
 import regflow
 from regflow.records import Login
 from regflow.screens import Snapshot
+from regflow.testing import check_invariants  # I1–I4 over the whole store
 from regflow.validation import email_key
 
 RACERS = 12
@@ -135,25 +136,6 @@ def all_logins(engine: regflow.Engine) -> list[Login]:
     with engine.store.transaction() as tx:
         return [login for customer in tx.contracts.customers()
                 for login in tx.logins.of_customer(customer.customer_id)]
-
-
-def check_invariants(engine: regflow.Engine) -> None:
-    """I1–I4 over the whole store."""
-    with engine.store.transaction() as tx:
-        customers = tx.contracts.customers()
-        logins = {c.customer_id: tx.logins.of_customer(c.customer_id) for c in customers}
-    everyone = [login for mine in logins.values() for login in mine]
-    keys = [login.email_key for login in everyone]
-    assert len(keys) == len(set(keys)), f"I1: {sorted(keys)}"
-    assert all(login.email_key == email_key(login.email) for login in everyone), "I1: key"
-    seats = [login.account for login in everyone if login.account is not None]
-    assert len(seats) == len(set(seats)), f"I2: {sorted(seats)}"
-    for customer in customers:
-        mine = logins[customer.customer_id]
-        assert len(mine) <= customer.licenses, f"I3: {customer.customer_id} has {len(mine)}"
-        if mine:
-            roles = Counter(login.role for login in mine)
-            assert roles["admin"] == 1, f"I4: {customer.customer_id} roles {dict(roles)}"
 
 
 def prepare(engine: regflow.Engine, addresses: Sequence[str], accounts: Sequence[str]) -> list[str]:
