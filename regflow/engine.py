@@ -146,7 +146,6 @@ class Engine:
              lang: str | None = None, actor: str = "user") -> Snapshot:
         """Send an event with its data; timers due by now are applied first."""
         payload = dict(data or {})
-        request = ""
         if idempotency_key is not None and not (
                 isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 255
                 and steps.storable(idempotency_key)):
@@ -157,11 +156,11 @@ class Engine:
         def once() -> Outcome:
             now = self.clock.now()
             with self._transaction() as tx:
-                nonlocal request
                 record = self._load(tx, flow_id)
                 compiled = self.compiled(record.flow, record.version)
+                request = (request_hash(compiled, event, payload, self.services.secret)
+                           if idempotency_key else "")
                 if idempotency_key:
-                    request = request_hash(compiled, event, payload, self.services.secret)
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
                         return replay(prior, request, self.services.secret), []
