@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from regflow.exceptions import RegflowError
@@ -70,31 +70,59 @@ class StoreContracts:
         """Create or replace a contract; raise ContractError when it is not valid."""
         return self.add_many([(customer_id, phone, licenses, accounts)])[0]
 
-    def add_many(self, rows: Iterable[tuple[str, str, int, Sequence[str]]]) -> list[Customer]:
-        """Add several contracts in one transaction: all or nothing."""
-        customers: list[Customer] = []
-        problems: list[str] = []
-        for i, row in enumerate(rows):
-            customer, found = check_contract(*row)
-            problems += [f"[{i}] {p}" for p in found]
-            customers.append(customer)
-        seats = [a for c in customers for a in c.accounts]
-        if len(set(seats)) != len(seats):
-            problems.append("accounts: the same account belongs to two contracts")
+    def add_many(self, rows: Sequence[tuple[str, str, int, Sequence[str]]], *,
+                 source: str | None = None, lines: Sequence[int] | None = None) -> list[Customer]:
+        """Add several contracts in one transaction: all or nothing (problems as by
+        ``check_contracts``, with ``source`` and ``lines`` naming where each row came from)."""
+        customers, problems = check_contracts(rows, source=source, lines=lines)
         if problems:
             raise ContractError(problems)
         with self.store.transaction() as tx:
-            for customer in customers:
+            for i, customer in enumerate(customers):
                 for account in customer.accounts:
                     owner = tx.contracts.customer_of_account(account)
                     if owner is not None and owner.customer_id != customer.customer_id:
-                        raise ContractError(
-                            [f"accounts: {account!r} already belongs to {owner.customer_id}"])
+                        raise ContractError([f"{_where(i, source, lines)}: accounts: {account!r} "
+                                             f"already belongs to {owner.customer_id}"])
                 known = tx.contracts.customer(customer.customer_id)
                 if known is not None:  # a re-import keeps the admin's two-factor policy
                     customer.require_two_factor = known.require_two_factor
                 tx.contracts.put_customer(customer)
         return customers
+
+
+def _where(index: int, source: str | None, lines: Sequence[int] | None) -> str:
+    """Where a row came from, for a problem: ``FILE:LINE``, ``line N`` or ``row N``."""
+    if lines is None:
+        return f"{source}: row {index}" if source else f"row {index}"
+    return f"{source}:{lines[index]}" if source else f"line {lines[index]}"
+
+
+def check_contracts(rows: Sequence[tuple[str, str, int, Sequence[str]]], *,
+                    source: str | None = None, lines: Sequence[int] | None = None,
+                    ) -> tuple[list[Customer], list[str]]:
+    """Normalised customers and every problem: each row's own, and a customer or account that
+    stands on two rows ("is also on line 2")."""
+    customers: list[Customer] = []
+    problems: list[str] = []
+    customer_at: dict[str, str] = {}
+    account_at: dict[str, str] = {}
+    for i, row in enumerate(rows):
+        where = _where(i, source, lines)
+        ref = f"line {lines[i]}" if lines is not None else f"row {i}"
+        customer, found = check_contract(*row)
+        customers.append(customer)
+        problems += [f"{where}: {p}" for p in found]
+        if found:
+            continue
+        first = customer_at.setdefault(customer.customer_id, ref)
+        if first != ref:
+            problems.append(f"{where}: customer_id: {customer.customer_id} is also on {first}")
+        for account in customer.accounts:
+            first = account_at.setdefault(account, ref)
+            if first != ref:
+                problems.append(f"{where}: accounts: {account!r} is also on {first}")
+    return customers, problems
 
 
 ContractRow = tuple[str, str, int, list[str]]
