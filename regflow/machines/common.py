@@ -1,10 +1,12 @@
-"""Validators shared by the built-in flows; each returns the normalised value or raises Invalid."""
+"""What the built-in flows share: the seat check, and validators (each returns the normalised
+value or raises Invalid)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from regflow.context import FlowContext
+from regflow.exceptions import InvalidContext
 from regflow.registry import Registry
 from regflow.validation import (
     Invalid,
@@ -17,6 +19,14 @@ from regflow.validation import (
 )
 
 common = Registry()
+
+
+@common.action
+def require_known_account(ctx: FlowContext) -> None:
+    """The seat in use must belong to a contract (registration and sign-in start from it)."""
+    if ctx.services.contracts.of_account(str(ctx.data["account"])) is None:
+        raise InvalidContext(f"unknown account {ctx.data['account']!r}", key="account",
+                             message_id="account_unknown")
 
 
 @common.validator

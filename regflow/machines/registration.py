@@ -6,21 +6,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from regflow.context import FlowContext, new_id
-from regflow.exceptions import InvalidContext
 from regflow.machines.code_steps import address_key, issue_and_count
 from regflow.records import Login
 from regflow.registry import Registry
 from regflow.validation import tel_digits
 
 registration = Registry()
-
-
-@registration.action
-def require_known_account(ctx: FlowContext) -> None:
-    """The seat in use must belong to a contract."""
-    if ctx.services.contracts.of_account(str(ctx.data["account"])) is None:
-        raise InvalidContext(f"unknown account {ctx.data['account']!r}", key="account",
-                             message_id="account_unknown")
 
 
 @registration.guard
