@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
+
 import regflow
+from regflow.records import Login, Session
 from regflow.screens import Message, Snapshot
+from regflow.validation import email_key
 
 PASSWORD = "Kx7#mPq2wZ"  # meets the policy, on no list, contains no address or customer number
 CUSTOMER_ID = "281234"
@@ -130,3 +136,33 @@ def stored_flow(engine: regflow.Engine, flow_id: str) -> Any:
     """The flow record as stored (no timers applied)."""
     with engine.store.transaction() as tx:
         return tx.flows.load(flow_id)
+
+
+def ready(engine: regflow.Engine, frozen: FrozenDateTimeFactory,
+          *logins: tuple[str, str]) -> None:
+    """Register each (seat, address) now (the first becomes admin), then wait until all are ready."""
+    for account, email in logins:
+        snap = register(engine, account, email)
+        assert snap.state == "provisioning", message_ids(snap)
+    frozen.tick(timedelta(minutes=10))
+
+
+def login_of(engine: regflow.Engine, email: str) -> Login:
+    """The stored login of an address (which must exist)."""
+    with engine.store.transaction() as tx:
+        login = tx.logins.by_email(email_key(email))
+    assert login is not None, email
+    return login
+
+
+def session_of(engine: regflow.Engine, token: str) -> Session | None:
+    """The stored session of a token (looked up by its SHA-256 digest), or None."""
+    with engine.store.transaction() as tx:
+        return tx.sessions.by_digest(hashlib.sha256(token.encode()).hexdigest())
+
+
+def newest_mail(engine: regflow.Engine) -> EmailMessage:
+    """The newest mail of the memory mailer."""
+    mailer: Any = engine.mailer
+    message: EmailMessage = mailer.messages[-1]
+    return message

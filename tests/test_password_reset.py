@@ -7,7 +7,6 @@ screens and texts, but no mail and no code that works. Time is frozen at 2026-03
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,24 +18,24 @@ from flows import (
     field_errors,
     field_names,
     last_code,
+    login_of,
     mail_count,
     message,
     message_ids,
+    newest_mail,
     plain_body,
-    register,
+    ready,
+    session_of,
     wrong_code,
 )
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
 import regflow.codes
-from regflow.records import Login
 from regflow.screens import Snapshot
-from regflow.validation import email_key
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
-PROVISIONING = 10 * MINUTE
 CODE_TTL = 30 * MINUTE
 RESEND = 60 * SECOND
 NEW_PASSWORD = "Tsuki-no-shita-8"  # meets the policy
@@ -51,14 +50,6 @@ NEW_PASSWORD_FIELDS = ["password", "password_confirm"]
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-def ready(engine: regflow.Engine, frozen: FrozenDateTimeFactory,
-          *logins: tuple[str, str]) -> None:
-    """Register each (seat, address) now (the first becomes admin), then wait until all are ready."""
-    for account, email in logins:
-        assert register(engine, account, email).state == "provisioning"
-    frozen.tick(PROVISIONING)
-
 
 def sign_in(engine: regflow.Engine, account: str, email: str, password: str = PASSWORD) -> Snapshot:
     """Start a sign-in and submit the credentials (OK at the link prompt); the last snapshot."""
@@ -79,16 +70,7 @@ def token_of(engine: regflow.Engine, account: str, email: str) -> str:
 
 def session_alive(engine: regflow.Engine, token: str) -> bool:
     """Whether the store still has the session of a token."""
-    with engine.store.transaction() as tx:
-        return tx.sessions.by_digest(hashlib.sha256(token.encode()).hexdigest()) is not None
-
-
-def login_of(engine: regflow.Engine, email: str) -> Login:
-    """The stored login of an address."""
-    with engine.store.transaction() as tx:
-        login = tx.logins.by_email(email_key(email))
-    assert login is not None
-    return login
+    return session_of(engine, token) is not None
 
 
 def to_code(engine: regflow.Engine, email: str) -> Snapshot:
@@ -110,12 +92,6 @@ def to_new_password(engine: regflow.Engine, email: str) -> Snapshot:
 def new_password(password: str, confirm: str | None = None) -> dict[str, str]:
     """The new_password form."""
     return {"password": password, "password_confirm": password if confirm is None else confirm}
-
-
-def newest_mail(engine: regflow.Engine) -> Any:
-    """The newest mail of the memory mailer."""
-    mailer: Any = engine.mailer
-    return mailer.messages[-1]
 
 
 def neutral(snap: Snapshot, email: str) -> dict[str, Any]:

@@ -23,11 +23,15 @@ from flows import (
     action_events,
     field_names,
     last_code,
+    login_of,
     mail_count,
     message,
     message_ids,
+    newest_mail,
     plain_body,
+    ready,
     register,
+    session_of,
     stored_flow,
     wrong_code,
 )
@@ -35,9 +39,7 @@ from freezegun.api import FrozenDateTimeFactory
 
 import regflow
 from regflow.adapters.argon2_hasher import Argon2Hasher
-from regflow.records import Login
 from regflow.screens import Snapshot
-from regflow.validation import email_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -93,15 +95,6 @@ class SlowHasher(CountingHasher):
         return result
 
 
-def ready(engine: regflow.Engine, frozen: FrozenDateTimeFactory,
-          *logins: tuple[str, str]) -> None:
-    """Register each (seat, address) now (the first becomes admin), then wait until all are ready."""
-    for account, email in logins:
-        snap = register(engine, account, email)
-        assert snap.state == "provisioning", message_ids(snap)
-    frozen.tick(PROVISIONING)
-
-
 def submit(engine: regflow.Engine, account: str, email: str, password: str = PASSWORD) -> Snapshot:
     """Start a sign-in on ``account`` and submit the credentials."""
     snap = engine.start("sign_in", {"account": account})
@@ -116,20 +109,6 @@ def sign_in(engine: regflow.Engine, account: str, email: str, password: str = PA
     assert (snap.state, snap.status) == ("signed_in", "completed"), message_ids(snap)
     assert snap.session is not None
     return snap
-
-
-def login_of(engine: regflow.Engine, email: str) -> Login:
-    """The stored login of an address."""
-    with engine.store.transaction() as tx:
-        login = tx.logins.by_email(email_key(email))
-    assert login is not None, email
-    return login
-
-
-def session_record(engine: regflow.Engine, token: str) -> Any:
-    """The stored session of a token (looked up by its SHA-256 digest), or None."""
-    with engine.store.transaction() as tx:
-        return tx.sessions.by_digest(hashlib.sha256(token.encode()).hexdigest())
 
 
 def sessions_of(engine: regflow.Engine, email: str) -> int:
@@ -163,12 +142,6 @@ def to_second_factor(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> S
     assert (snap.state, message_ids(snap)) == ("second_factor", []), message_ids(snap)
     assert mail_count(engine) == before + 1
     return snap
-
-
-def newest_mail(engine: regflow.Engine) -> Any:
-    """The newest mail of the memory mailer."""
-    mailer: Any = engine.mailer
-    return mailer.messages[-1]
 
 
 def fail(engine: regflow.Engine, flow_id: str, email: str, times: int) -> Snapshot:
@@ -386,7 +359,7 @@ def test_session_token_entropy_and_digest_only(engine: regflow.Engine,
     assert len(base64.urlsafe_b64decode(random_part + "=" * (-len(random_part) % 4))) >= 16
     assert len(token) <= 256
 
-    stored = session_record(engine, token)
+    stored = session_of(engine, token)
     assert stored is not None
     assert stored.digest == hashlib.sha256(token.encode()).hexdigest()
     assert stored.login_id == login_of(engine, TARO).id
@@ -942,7 +915,7 @@ def test_end_session_signs_out(engine: regflow.Engine, frozen: FrozenDateTimeFac
     assert engine.end_session(token) is True
     with pytest.raises(regflow.Forbidden):
         engine.admin_logins(token)
-    assert session_record(engine, token) is None
+    assert session_of(engine, token) is None
     assert engine.end_session(token) is False
     assert engine.admin_logins(other)[0]["email"] == TARO
     with pytest.raises(regflow.Forbidden):
