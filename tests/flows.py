@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.records import Login, Session
+from regflow.records import Login, OutboxMail, Session
 from regflow.screens import Message, Snapshot
 from regflow.validation import email_key
 
@@ -166,3 +167,23 @@ def newest_mail(engine: regflow.Engine) -> EmailMessage:
     mailer: Any = engine.mailer
     message: EmailMessage = mailer.messages[-1]
     return message
+
+
+def enqueue_mails(engine: regflow.Engine, count: int, at: datetime | None = None) -> set[str]:
+    """Write ``count`` mails straight into the outbox (created ``at``, default now); their
+    Message-IDs."""
+    created = at if at is not None else datetime.now(UTC)
+    ids: set[str] = set()
+    with engine.store.transaction() as tx:
+        for number in range(count):
+            mail_id = uuid.uuid4().hex
+            message = EmailMessage()
+            message["From"] = "regflow <no-reply@regflow.invalid>"
+            message["To"] = f"user{number:03d}@example.jp"
+            message["Subject"] = f"mail {number}"
+            message["Message-ID"] = f"<{mail_id}@regflow.invalid>"
+            message.set_content(f"mail number {number}\n")
+            tx.outbox.enqueue(OutboxMail(id=mail_id, flow_id=None, to=str(message["To"]),
+                                         message=bytes(message), created_at=created))
+            ids.add(str(message["Message-ID"]))
+    return ids

@@ -19,7 +19,6 @@ import subprocess
 import threading
 import time
 import traceback
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from flows import codes_in, submit_email
+from flows import codes_in, enqueue_mails, submit_email
 
 import regflow
 from regflow.adapters.smtp import MailRejected, SmtpMailer, redact_url
@@ -548,24 +547,6 @@ def test_implicit_tls(serve: Callable[..., SmtpServer], engines: Callable[..., r
 # ---- several relays ----------------------------------------------------------------------------
 
 
-def enqueue(engine: regflow.Engine, count: int) -> set[str]:
-    """Write ``count`` mails straight into the outbox; their Message-IDs."""
-    ids = set()
-    with engine.store.transaction() as tx:
-        for number in range(count):
-            mail_id = uuid.uuid4().hex
-            message = EmailMessage()
-            message["From"] = "regflow <no-reply@regflow.invalid>"
-            message["To"] = f"user{number:03d}@example.jp"
-            message["Subject"] = f"mail {number}"
-            message["Message-ID"] = f"<{mail_id}@regflow.invalid>"
-            message.set_content(f"mail number {number}\n")
-            tx.outbox.enqueue(OutboxMail(id=mail_id, flow_id=None, to=str(message["To"]),
-                                         message=bytes(message), created_at=START))
-            ids.add(str(message["Message-ID"]))
-    return ids
-
-
 def drain_together(relays: list[regflow.Engine]) -> list[int]:
     """Each engine delivers in its own thread until nothing is due; how many each sent."""
     barrier = threading.Barrier(len(relays))
@@ -604,7 +585,7 @@ def test_two_relays_deliver_each_mail_once(serve: Callable[..., SmtpServer],
                                      + ["drop"])
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     feeder = engines(url, "memory", contract=False)
-    expected = enqueue(feeder, 40)
+    expected = enqueue_mails(feeder, 40, START)
     relays = [engines(url, server.url(), contract=False) for _ in range(2)]
     first = drain_together(relays)
     assert len(queued(feeder)) == 2  # the 451 and the dropped one wait for their retry

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from flows import EngineFactory, codes_in, details, message_ids, submit_email, to_details
+from flows import (
+    EngineFactory,
+    codes_in,
+    details,
+    enqueue_mails,
+    message_ids,
+    submit_email,
+    to_details,
+)
 from freezegun.api import FrozenDateTimeFactory
 from pg import drop_schema, postgres_url
 
@@ -94,30 +101,6 @@ def queued(engine: regflow.Engine, *, due_by: datetime | None = None) -> list[Ou
     when = due_by if due_by is not None else datetime(9999, 1, 1, tzinfo=UTC)
     with engine.store.transaction() as tx:
         return tx.outbox.due(when, 10_000)
-
-
-def enqueue(engine: regflow.Engine, count: int) -> set[str]:
-    """Write ``count`` mails straight into the outbox; their Message-IDs."""
-    with engine.store.transaction() as tx:
-        return enqueue_in(tx, count)
-
-
-def enqueue_in(tx: Any, count: int) -> set[str]:
-    """Write ``count`` mails into the outbox in the transaction ``tx``; their Message-IDs."""
-    now = datetime.now(UTC)
-    ids: set[str] = set()
-    for number in range(count):
-        mail_id = uuid.uuid4().hex
-        message = EmailMessage()
-        message["From"] = "regflow <no-reply@regflow.invalid>"
-        message["To"] = f"user{number:03d}@example.jp"
-        message["Subject"] = f"mail {number}"
-        message["Message-ID"] = f"<{mail_id}@regflow.invalid>"
-        message.set_content(f"mail number {number}\n")
-        tx.outbox.enqueue(OutboxMail(id=mail_id, flow_id=None, to=str(message["To"]),
-                                     message=bytes(message), created_at=now))
-        ids.add(str(message["Message-ID"]))
-    return ids
 
 
 def drain(engine: regflow.Engine, batch: int = 7) -> int:
@@ -369,7 +352,7 @@ def test_workers_in_threads_deliver_each_mail_once(shared_url: str, workers: int
     """Workers (own engines, own mailers) draining one outbox together: each mail sent once."""
     feeder, *engines = open_engines(shared_url, workers + 1)
     try:
-        expected = enqueue(feeder, MAILS)
+        expected = enqueue_mails(feeder, MAILS)
 
         def work(index: int) -> int:
             engine = engines[index]
@@ -405,7 +388,7 @@ def _deliver_in_process(url: str, folder: str, barrier: Any, results: Any) -> No
 def test_workers_in_processes_deliver_each_mail_once(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL, 4 spawned worker processes draining one outbox: each mail sent exactly once."""
     feeder = regflow.Engine.from_url(pg_url, mail="memory", hasher="fast")
-    expected = enqueue(feeder, MAILS)
+    expected = enqueue_mails(feeder, MAILS)
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(4), spawn.Queue()
     folders = [tmp_path / f"worker-{i}" for i in range(4)]
@@ -449,7 +432,7 @@ def run_workers(url: str, folders: Sequence[Path], *extra: str) -> list[str]:
 def test_worker_commands_deliver_each_mail_once(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL, two ``regflow worker --once`` processes together: each mail sent exactly once."""
     feeder = regflow.Engine.from_url(pg_url, mail="memory", hasher="fast")
-    expected = enqueue(feeder, MAILS)
+    expected = enqueue_mails(feeder, MAILS)
     folders = [tmp_path / "one", tmp_path / "two"]
     run_workers(pg_url, folders)
     sent = eml_message_ids(folders)
@@ -480,7 +463,7 @@ def test_worker_starting_while_another_works(pg_url: str) -> None:
     thread = threading.Thread(target=first_pass)
     try:
         with busy.store.transaction() as tx:
-            enqueue_in(tx, 1)
+            enqueue_mails(busy, 1)  # a savepoint of this open transaction
             thread.start()
             time.sleep(0.5)  # the newcomer is checking its tables meanwhile
             record = tx.flows.load(flow_id)
