@@ -753,10 +753,8 @@ def test_concurrent_increments_are_serialised(store: Store) -> None:
     assert (flow.rev, flow.data["n"]) == (400, 400)
 
 
-def test_two_sqlite_files_stay_separate(tmp_path: Path) -> None:
-    """Two PeeweeStores on two files in one process never see each other's rows."""
-    first = PeeweeStore.from_url(sqlite_url(tmp_path / "one.db"))
-    second = PeeweeStore.from_url(sqlite_url(tmp_path / "two.db"))
+def assert_separate(first: PeeweeStore, second: PeeweeStore) -> None:
+    """Rows written through one store are never seen through the other."""
     with first.transaction() as a, second.transaction() as b:
         a.flows.insert(make_flow(state="in_one"))
         assert b.flows.load("f1") is None
@@ -768,6 +766,13 @@ def test_two_sqlite_files_stay_separate(tmp_path: Path) -> None:
     assert one is not None
     assert two is not None
     assert (one.state, two.state) == ("in_one", "in_two")
+
+
+def test_two_sqlite_files_stay_separate(tmp_path: Path) -> None:
+    """Two PeeweeStores on two files in one process never see each other's rows."""
+    first = PeeweeStore.from_url(sqlite_url(tmp_path / "one.db"))
+    second = PeeweeStore.from_url(sqlite_url(tmp_path / "two.db"))
+    assert_separate(first, second)
     first.close()
     second.close()
     reopened = PeeweeStore.from_url(sqlite_url(tmp_path / "one.db"))
@@ -954,17 +959,7 @@ def test_two_postgres_schemas_stay_separate() -> None:
     urls = [postgres_url(), postgres_url()]
     first, second = (PeeweeStore.from_url(url) for url in urls)
     try:
-        with first.transaction() as a, second.transaction() as b:
-            a.flows.insert(make_flow(state="in_one"))
-            assert b.flows.load("f1") is None
-            b.flows.insert(make_flow(state="in_two"))
-            b.logins.insert(make_login("l1"))
-        with first.transaction() as a, second.transaction() as b:
-            one, two = a.flows.load("f1"), b.flows.load("f1")
-            assert a.logins.get("l1") is None
-        assert one is not None
-        assert two is not None
-        assert (one.state, two.state) == ("in_one", "in_two")
+        assert_separate(first, second)
         reopened = PeeweeStore.from_url(urls[0])
         assert list(reopened.iter_flow_ids()) == ["f1"]
         reopened.close()
