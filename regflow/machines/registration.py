@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from regflow.context import FlowContext, new_id
 from regflow.machines.code_steps import address_key, issue_and_count
-from regflow.records import Login
+from regflow.records import Customer, Login
 from regflow.registry import Registry
 from regflow.validation import tel_digits
 
@@ -40,10 +40,18 @@ def send_code(ctx: FlowContext) -> None:
                  minutes=ctx.seconds("code_ttl") // 60)
 
 
+def _typed_customer(ctx: FlowContext) -> Customer | None:
+    """The contract of the typed customer number, looked up once per step."""
+    if "customer" not in ctx.scratch:
+        ctx.scratch["customer"] = ctx.services.contracts.find(str(ctx.input["customer_id"]))
+    found = ctx.scratch["customer"]
+    return found if isinstance(found, Customer) else None
+
+
 @registration.guard
 def contract_matches(ctx: FlowContext) -> bool:
     """CustomerId and Tel both match one contract, and the seat in use is one of its accounts."""
-    customer = ctx.services.contracts.find(str(ctx.input["customer_id"]))
+    customer = _typed_customer(ctx)
     if customer is None:
         return False
     return (tel_digits(customer.phone).lstrip("+") == ctx.input["tel"]
@@ -55,7 +63,7 @@ def seat_free(ctx: FlowContext) -> bool:
     """The customer has fewer logins than licenses (I3). Asked only once the contract matched,
     so the license count it finds for the message never leaks to someone who guessed a number.
     Locks the customer first, so racing registrants are counted one after the other."""
-    customer = ctx.services.contracts.find(str(ctx.input["customer_id"]))
+    customer = _typed_customer(ctx)
     if customer is None:
         return False
     ctx.tx.contracts.lock(customer.customer_id)
