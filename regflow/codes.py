@@ -1,4 +1,9 @@
-"""One-time codes (I5): random digits, kept only as a keyed digest, checked in constant time."""
+"""One-time codes (I5): random digits, kept only as a keyed digest, checked in constant time.
+
+The digest is keyed by the engine's secret (``REGFLOW_SECRET``), which is not in the database:
+with 10^8 possible codes, a digest keyed by anything stored beside it would give the code away
+to whoever copies the database.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +30,10 @@ class CodeCheck(Enum):
 DECOY = "decoy"  # never equal to a hex digest
 
 
-def digest(code_id: str, code: str) -> str:
-    """The stored form of a code: HMAC-SHA256 keyed by the code's own random id."""
-    return hmac.new(code_id.encode(), code.encode(), hashlib.sha256).hexdigest()
+def digest(secret: bytes, code_id: str, code: str) -> str:
+    """The stored form of a code: HMAC-SHA256 keyed by the engine's secret, bound to the code's
+    own random id."""
+    return hmac.new(secret, f"regflow.code\x00{code_id}\x00{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def random_code(digits: int = 8) -> str:
@@ -47,8 +53,8 @@ def issue(ctx: FlowContext, purpose: str, email_key: str, ttl_seconds: int, *,
     code_id = new_id()
     ctx.tx.codes.insert(Code(
         id=code_id, flow_id=ctx.flow.id, purpose=purpose, email_key=email_key,
-        digest=DECOY if decoy else digest(code_id, code), expires_at=ctx.now + timedelta(seconds=ttl_seconds),
-        created_at=ctx.now,
+        digest=DECOY if decoy else digest(ctx.services.secret, code_id, code),
+        expires_at=ctx.now + timedelta(seconds=ttl_seconds), created_at=ctx.now,
     ))
     return code
 
@@ -70,7 +76,7 @@ def check(ctx: FlowContext, purpose: str, email_key: str, typed: str, max_tries:
         return CodeCheck.VOID
     if ctx.now >= current.expires_at:
         return CodeCheck.EXPIRED
-    matches = hmac.compare_digest(current.digest, digest(current.id, typed))
+    matches = hmac.compare_digest(current.digest, digest(ctx.services.secret, current.id, typed))
     if not matches or current.email_key != email_key:
         return CodeCheck.WRONG
     return CodeCheck.OK

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from regflow.definition import FlowDefinition, Setting
+from regflow.limits import Limits
 from regflow.ports import ContractDirectory, PasswordHasher, Provisioner, Transaction
 from regflow.records import FlowRecord, Login, OutboxMail
 
@@ -33,7 +37,8 @@ class Services:
     contracts: ContractDirectory
     provisioner: Provisioner
     composer: Composer
-    secret: bytes = b""  # keys session tokens (see regflow.sessions)
+    secret: bytes = b""  # keys code digests, request hashes and limit subjects (REGFLOW_SECRET)
+    limits: Limits = attrs.field(factory=Limits)
     session_ttl: int = 12 * 3600
     product: str = "regflow"
     timezone: str = "Asia/Tokyo"
@@ -64,8 +69,12 @@ class FlowContext:
     guard_results: dict[str, bool] = attrs.field(factory=dict)
     actor_login: Login | None = None  # the signed-in login acting, for flows that need one
     opened_session: str | None = None  # a session id opened in this step (its token is shown)
+    session_token: str | None = None  # that session's token, for this answer only
+    flow_token: str | None = None  # the flow's token as the caller presented it (never stored)
+    client: str = ""  # the caller's client, as a keyed digest ("" in-process)
     continue_with: tuple[str, dict[str, str]] | None = None  # hand over to this flow + context
-    handed_over: tuple[CompiledFlow, FlowRecord] | None = None  # the flow handed over to
+    handed_over: tuple[CompiledFlow, FlowRecord, str | None] | None = None  # the flow handed
+    #   over to, with its token
     retry: str = "default"  # the retry policy of the branch being run
 
     @property
@@ -91,8 +100,12 @@ class FlowContext:
         """Show a message on the next screen."""
         self.messages.append({"id": message_id, "level": level, "field": field, "params": params})
 
-    def mail(self, template: str, to: str, **params: Any) -> str:
-        """Queue a mail in the outbox, in this step's transaction; returns its outbox id."""
+    def mail(self, template: str, to: str, *, decoy: bool = False, **params: Any) -> str:
+        """Queue a mail in the outbox, in this step's transaction; returns its outbox id.
+
+        A ``decoy`` is composed and stored like any mail but never sent (and purged like a sent
+        one): the same work for an address that must not be told apart from a registered one.
+        """
         mail_id = uuid.uuid4().hex
         message = self.services.composer.compose(
             template, self.lang, to,
@@ -101,12 +114,30 @@ class FlowContext:
         )
         self.tx.outbox.enqueue(OutboxMail(
             id=mail_id, flow_id=self.flow.id, to=to, message=bytes(message),
-            created_at=self.now,
+            created_at=self.now, status="decoy" if decoy else "queued",
         ))
-        self.mails.append(mail_id)
+        if not decoy:
+            self.mails.append(mail_id)
         return mail_id
 
 
 def new_id() -> str:
     """A 128-bit random id from ``secrets``, URL-safe."""
     return secrets.token_urlsafe(16)
+
+
+def new_token() -> str:
+    """A 256-bit random secret from ``secrets``, URL-safe (flow tokens)."""
+    return secrets.token_urlsafe(32)
+
+
+def derived_token(parent: str, flow_id: str) -> str:
+    """The token of a flow handed over to by the holder of ``parent``: as unpredictable as the
+    parent, and given again to that holder on a replay, while the store keeps only hashes."""
+    mac = hmac.new(parent.encode(), b"regflow.flow\x00" + flow_id.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a flow token (SHA-256, hex)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -7,18 +7,28 @@ in that transaction is delivered right after it commits.
 
 from __future__ import annotations
 
+import hmac
 import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
 
-from regflow import audit, sessions, steps
+from regflow import audit, limits, sessions, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
-from regflow.context import Composer, FlowContext, Services, new_id
+from regflow.context import (
+    Composer,
+    FlowContext,
+    Services,
+    derived_token,
+    new_id,
+    new_token,
+    token_digest,
+)
 from regflow.contracts import StoreContracts
 from regflow.definition import RetryPolicy, Setting
 from regflow.exceptions import (
@@ -33,6 +43,7 @@ from regflow.exceptions import (
 )
 from regflow.idempotency import remembered, replay, request_hash
 from regflow.library import FlowLibrary
+from regflow.limits import Limits
 from regflow.mail_relay import MailRelay
 from regflow.migrations import migrate
 from regflow.ports import (
@@ -47,12 +58,18 @@ from regflow.ports import (
 from regflow.presenter import present
 from regflow.provisioning import NoProvisioner
 from regflow.records import FlowRecord, IdempotencyRecord, JournalEntry
+from regflow.retention import Retention
 from regflow.retrying import retrying
 from regflow.screens import Snapshot
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
 Outcome = tuple[Snapshot, list[str]]  # the answer, and the outbox ids to deliver after commit
+FlowRef = str | Snapshot  # a flow id, or a snapshot (its id and the flow token it carries)
+
+# Mail written while a ``deferred_mail()`` block runs is delivered when the block's owner says
+# (a web request: after its response went out), not inside the call that wrote it.
+_deferred: ContextVar[list[str] | None] = ContextVar("regflow_deferred_mail", default=None)
 
 
 class Engine:
@@ -74,6 +91,9 @@ class Engine:
         secret: bytes | None = None,
         session_ttl: timedelta = timedelta(hours=12),
         rng: random.Random | None = None,
+        flow_tokens: bool = True,
+        limits: Limits | None = None,
+        retention: Retention | None = None,
     ) -> None:
         if flows is None:
             from regflow.machines import builtin_library
@@ -95,8 +115,11 @@ class Engine:
             provisioner=provisioner if provisioner is not None else NoProvisioner(),
             composer=composer, product=product,
             secret=secret if secret is not None else store.shared_secret(),
+            limits=limits if limits is not None else Limits(),
             session_ttl=int(session_ttl.total_seconds()),
         )
+        self.flow_tokens = flow_tokens
+        self.retention = retention if retention is not None else Retention()
         self._rng = rng if rng is not None else random.Random()
         self._compiled: dict[tuple[str, int], CompiledFlow] = {}
         self.relay = MailRelay(store, mailer, self.clock, rng=self._rng)
@@ -121,8 +144,12 @@ class Engine:
 
     def start(self, flow: str, context: Mapping[str, Any] | None = None, *,
               session: str | None = None, lang: str | None = None,
-              actor: str = "user") -> Snapshot:
+              actor: str = "user", client: str | None = None) -> Snapshot:
         """Start a flow on the latest version of its definition.
+
+        The snapshot carries ``flow_token``, the flow's secret: given to the starter only and
+        needed by every later ``get`` and ``send`` of the flow (see ``flow_tokens``). ``client``
+        (an IP address, as a front end tells) is counted against ``Limits.starts``.
 
         Flows whose definition says ``auth = "session"`` or ``"admin"`` need ``session``, the
         token of a signed-in login (its customer's admin for ``admin``); a ``target`` login in the
@@ -134,17 +161,25 @@ class Engine:
         def once() -> Outcome:
             now = self.clock.now()
             with self._transaction() as tx:
-                record, ctx = self._create(tx, compiled, checked, now, lang, actor, session)
+                who = self._client(tx, now, client, "start", self.services.limits.starts)
+                record, ctx = self._create(tx, compiled, checked, now, lang, actor, session,
+                                           token=new_token(), client=who)
                 return self._present(compiled, ctx, record, lang), ctx.mails
 
         snapshot, mails = self._retry(compiled.definition.retry["default"], once)
-        self.relay.deliver(mails)
+        self._after_commit(mails)
         return snapshot
 
-    def send(self, flow_id: str, event: str, data: Mapping[str, Any] | None = None, *,
-             idempotency_key: str | None = None, session: str | None = None,
-             lang: str | None = None, actor: str = "user") -> Snapshot:
-        """Send an event with its data; timers due by now are applied first."""
+    def send(self, flow: FlowRef, event: str, data: Mapping[str, Any] | None = None, *,
+             token: str | None = None, idempotency_key: str | None = None,
+             session: str | None = None, lang: str | None = None, actor: str = "user",
+             client: str | None = None) -> Snapshot:
+        """Send an event with its data; timers due by now are applied first.
+
+        ``flow`` is the flow's id with its ``token``, or the last snapshot of it (which carries
+        both). A wrong or missing token is ``FlowNotFound``, as for an unknown id.
+        """
+        flow_id, token = _reference(flow, token)
         payload = dict(data or {})
         if idempotency_key is not None and not (
                 isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 255
@@ -156,18 +191,20 @@ class Engine:
         def once() -> Outcome:
             now = self.clock.now()
             with self._transaction() as tx:
-                record = self._load(tx, flow_id)
+                record = self._load(tx, flow_id, token)
                 compiled = self.compiled(record.flow, record.version)
                 request = (request_hash(compiled, event, payload, self.services.secret)
                            if idempotency_key else "")
                 if idempotency_key:
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
-                        return replay(prior, request, self.services.secret), []
+                        return replay(prior, request, token), []
+                who = self._client(tx, now, client, "event", self.services.limits.events)
                 policy[0] = compiled.definition.retry["default"]
                 expected = record.rev
                 due = steps.apply_due(compiled, record, tx, self.services, now)
                 ctx = steps.context(compiled, record, tx, self.services, now, event, actor)
+                ctx.flow_token, ctx.client = token, who
                 failure = self._refusal(compiled, ctx, session)
                 if failure is None:
                     self._step(compiled, ctx, payload, exhausted, policy)
@@ -187,31 +224,50 @@ class Engine:
             return once()
 
         snapshot, mails = self._retry(lambda: policy[0], once, on_exhausted=last_resort)
-        self.relay.deliver(mails)
+        self._after_commit(mails)
         return snapshot
 
-    def get(self, flow_id: str, *, lang: str | None = None) -> Snapshot:
-        """The flow as it is now, after applying what fell due."""
-        snapshot, _ = self._catch_up(flow_id, lang)
+    def get(self, flow: FlowRef, *, token: str | None = None,
+            lang: str | None = None) -> Snapshot:
+        """The flow as it is now, after applying what fell due (the token as for ``send``)."""
+        flow_id, token = _reference(flow, token)
+        snapshot, _ = self._catch_up(flow_id, lang, token, checked=True)
         return snapshot
 
     def history(self, flow_id: str) -> list[JournalEntry]:
-        """The flow's journal, oldest first."""
+        """The flow's journal, oldest first (an operator's view: no flow token needed)."""
         with self._transaction() as tx:
-            self._load(tx, flow_id)
+            self._load(tx, flow_id, None, checked=False)
             return tx.flows.history(flow_id)
 
     def sweep(self, limit: int = 100) -> int:
         """Apply due timers and expiries of up to ``limit`` flows found by index; how many."""
         count = 0
         for flow_id in self.store.due_flows(self.clock.now(), limit):
-            _, changed = self._catch_up(flow_id, None)
+            _, changed = self._catch_up(flow_id, None, None, checked=False)
             count += changed
         return count
 
     def deliver(self, limit: int = 100) -> int:
         """Run the mail relay once over queued mail; how many were sent."""
         return self.relay.deliver_due(limit)
+
+    @contextmanager
+    def deferred_mail(self) -> Iterator[list[str]]:
+        """Inside the block, mail written by ``start``/``send`` is not delivered by the call but
+        collected in the list yielded, for the caller to deliver later (``relay.deliver``): a web
+        request delivers after its response went out, so that no answer takes longer because a
+        mail was sent (which would tell registered addresses from others)."""
+        pending: list[str] = []
+        mark = _deferred.set(pending)
+        try:
+            yield pending
+        finally:
+            _deferred.reset(mark)
+
+    def purge(self) -> dict[str, int]:
+        """Delete what the retention settings no longer keep; how many rows, by table."""
+        return self.store.purge(self.retention.cutoffs(self.clock.now(), self.services.limits))
 
     def admin_logins(self, session: str) -> list[dict[str, Any]]:
         """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``."""
@@ -237,18 +293,21 @@ class Engine:
     # ---- steps -------------------------------------------------------------------------------
 
     def _create(self, tx: Transaction, compiled: CompiledFlow, context: dict[str, str],
-                now: datetime, lang: str | None, actor: str, session: str | None,
+                now: datetime, lang: str | None, actor: str, session: str | None, *,
+                token: str, client: str, flow_id: str | None = None,
                 **private: Any) -> tuple[FlowRecord, FlowContext]:
         """A new flow record in ``tx``: its initial state entered, its journal begun."""
         definition = compiled.definition
         record = FlowRecord(
-            id=new_id(), flow=definition.name, version=definition.version, state=definition.initial,
+            id=flow_id or new_id(), flow=definition.name, version=definition.version,
+            state=definition.initial,
             status="active", data={**context, "_lang": lang or "ja",
                                    **{f"_{k}": v for k, v in private.items()}},
             timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, token_digest=token_digest(token),
         )
         ctx = steps.context(compiled, record, tx, self.services, now, "start", actor)
+        ctx.flow_token, ctx.client = token, client
         if definition.auth != "none":
             login = sessions.require(tx, session, now, admin=definition.auth == "admin")
             if "target" in context:
@@ -307,41 +366,46 @@ class Engine:
         if ctx.continue_with is not None:
             name, context = ctx.continue_with
             target = self.compiled(name)
+            new_flow_id = new_id()
             new, new_ctx = self._create(
                 ctx.tx, target, checked_context(target, context), ctx.now,
-                str(record.data.get("_lang")), ctx.actor, None, came_from=record.id)
+                str(record.data.get("_lang")), ctx.actor, None, came_from=record.id,
+                flow_id=new_flow_id, client=ctx.client,
+                token=derived_token(ctx.flow_token, new_flow_id) if ctx.flow_token else new_token())
             record.data["_continue_with"] = {"flow": new.flow, "id": new.id}
             ctx.mails += new_ctx.mails
             ctx.continue_with = None
-            ctx.handed_over = (target, new)
+            ctx.handed_over = (target, new, new_ctx.flow_token)
 
     def _present(self, compiled: CompiledFlow, ctx: FlowContext, record: FlowRecord,
                  lang: str | None) -> Snapshot:
         """The answer: the flow's snapshot (or, after a hand-over, the new flow's)."""
         if ctx.handed_over is not None:
-            target, new = ctx.handed_over
+            target, new, new_token_ = ctx.handed_over
             new_ctx = steps.context(target, new, ctx.tx, self.services, ctx.now, "", ctx.actor)
             snapshot = present(target, new, lang, withheld=steps.withheld(target, new_ctx))
-            return attrs.evolve(snapshot, continue_with={"flow": new.flow, "id": new.id})
-        token = (sessions.token_of(self.services.secret, ctx.opened_session)
-                 if ctx.opened_session else None)
-        return present(compiled, record, lang, session=token,
-                       withheld=steps.withheld(compiled, ctx) if record.status == "active"
-                       else frozenset())
+            return attrs.evolve(snapshot, continue_with={"flow": new.flow, "id": new.id},
+                                flow_token=new_token_)
+        snapshot = present(compiled, record, lang, session=ctx.session_token,
+                           withheld=steps.withheld(compiled, ctx) if record.status == "active"
+                           else frozenset())
+        return attrs.evolve(snapshot, flow_token=ctx.flow_token) if ctx.flow_token else snapshot
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _catch_up(self, flow_id: str, lang: str | None) -> tuple[Snapshot, bool]:
+    def _catch_up(self, flow_id: str, lang: str | None, token: str | None, *,
+                  checked: bool) -> tuple[Snapshot, bool]:
         def once() -> tuple[tuple[Snapshot, bool], list[str]]:
             now = self.clock.now()
             with self._transaction() as tx:
-                record = self._load(tx, flow_id)
+                record = self._load(tx, flow_id, token, checked=checked)
                 compiled = self.compiled(record.flow, record.version)
                 expected = record.rev
                 changed = steps.apply_due(compiled, record, tx, self.services, now)
                 if changed:
                     self._save(tx, record, expected)
                 ctx = steps.context(compiled, record, tx, self.services, now, "", "timer")
+                ctx.flow_token = token if checked else None
                 return (self._present(compiled, ctx, record, lang), changed), []
 
         result, _ = self._retry(RetryPolicy(), once)
@@ -353,6 +417,24 @@ class Engine:
                ) -> tuple[T, list[str]]:
         return retrying(once, policy, self.clock, self._rng, on_exhausted)
 
+    def _after_commit(self, mails: list[str]) -> None:
+        """Deliver what a committed call wrote, now, or later inside ``deferred_mail()``."""
+        pending = _deferred.get()
+        if pending is not None:
+            pending.extend(mails)
+        elif mails:
+            self.relay.deliver(mails)
+
+    def _client(self, tx: Transaction, now: datetime, client: str | None, kind: str,
+                rates: tuple[limits.Rate, ...]) -> str:
+        """The caller's client as counted (a keyed digest), charged one ``kind`` hit; in-process
+        callers (no client) are not limited per client."""
+        if client is None:
+            return ""
+        who = limits.digest(self.services.secret, f"client:{client}")
+        limits.charge(rates, tx, now, kind, who, who)
+        return who
+
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         """A store transaction whose journaled steps reach the audit log once it commits."""
@@ -361,10 +443,13 @@ class Engine:
                 yield tx
             audit.emit(steps_done)
 
-    def _load(self, tx: Transaction, flow_id: str) -> FlowRecord:
+    def _load(self, tx: Transaction, flow_id: str, token: str | None, *,
+              checked: bool = True) -> FlowRecord:
+        """The flow, if it exists and (``checked``, with ``flow_tokens`` on) ``token`` is its
+        token; ``FlowNotFound`` otherwise, the same answer for a wrong token as for no flow."""
         known_shape = isinstance(flow_id, str) and len(flow_id) <= 64 and flow_id.isascii()
         record = tx.flows.load(flow_id) if known_shape else None
-        if record is None:
+        if record is None or (checked and self.flow_tokens and not _holds(record, token)):
             raise FlowNotFound(f"no flow with id {flow_id!r}")
         if record.version not in self.flows.versions(record.flow):
             migrate(self.flows, tx, record, self.clock.now())
@@ -389,3 +474,17 @@ def checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -
     if unknown:
         raise InvalidContext(f"{definition.name} does not take context {unknown}", key=unknown[0])
     return {k: given[k].strip() for k in definition.context}
+
+
+def _reference(flow: FlowRef, token: str | None) -> tuple[str, str | None]:
+    """The id and token a caller names a flow by: an id and ``token``, or a snapshot."""
+    if isinstance(flow, Snapshot):
+        return flow.id, token if token is not None else flow.flow_token
+    return flow, token
+
+
+def _holds(record: FlowRecord, token: str | None) -> bool:
+    """Whether ``token`` is the flow's token (compared as digests, in constant time)."""
+    if not isinstance(token, str) or not token or len(token) > 256:
+        return False
+    return hmac.compare_digest(token_digest(token), record.token_digest)

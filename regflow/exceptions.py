@@ -11,6 +11,7 @@
     ├── Forbidden                no admin session of the same customer   (HTTP 403)
     │   └── NotSignedIn          no live session at all                  (HTTP 401)
     ├── InvalidContext           start() got a context the flow cannot use (HTTP 422)
+    ├── RateLimited              a limit across flows was reached        (HTTP 429, ``retry_after``)
     ├── ConcurrentUpdate         the flow changed under us; retried, then raised
     ├── TransientError           an adapter failed in a way worth retrying
     └── StoreError               a storage driver failed (wraps the driver's error)
@@ -136,3 +137,15 @@ class InvalidContext(RegflowError):
         if message_id is not None:
             self.message_id = message_id
         super().__init__(message)
+
+
+class RateLimited(RegflowError):
+    """A limit that spans flows was reached (mails to an address, wrong codes, requests from
+    one client); ``retry_after`` is the number of seconds until one more is allowed."""
+
+    message_id = "rate_limited"
+
+    def __init__(self, limit: str, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"too many attempts ({limit}); try again in {self.retry_after} s")

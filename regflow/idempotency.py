@@ -10,7 +10,7 @@ from typing import Any
 
 from regflow import sessions
 from regflow.compiled import CompiledFlow
-from regflow.context import FlowContext
+from regflow.context import FlowContext, derived_token
 from regflow.exceptions import IdempotencyConflict
 from regflow.records import IdempotencyRecord
 from regflow.screens import Snapshot
@@ -30,19 +30,25 @@ def request_hash(compiled: CompiledFlow, event: str, payload: Mapping[str, Any],
 
 
 def remembered(snapshot: Snapshot, ctx: FlowContext) -> dict[str, Any]:
-    """The answer as kept for replays: a session's id, never its token."""
+    """The answer as kept for replays: no token of any kind, only a session's id."""
     response = snapshot.to_dict()
+    response.pop("flow_token", None)
     if response.pop("session", None) is not None:
         response["session_id"] = ctx.opened_session
     return response
 
 
-def replay(prior: IdempotencyRecord, request: str, secret: bytes) -> Snapshot:
-    """The first answer again (with its session token re-derived), or IdempotencyConflict."""
+def replay(prior: IdempotencyRecord, request: str, flow_token: str | None) -> Snapshot:
+    """The first answer again, or IdempotencyConflict. The tokens it carried are derived again
+    from the flow token the caller presented (the store never had them): the session's, and a
+    handed-over flow's. Without a flow token (a trusted embedding) they are left out."""
     if prior.request_hash != request:
         raise IdempotencyConflict(f"idempotency key {prior.key!r} was used with another payload")
     response = dict(prior.response)
     session_id = response.pop("session_id", None)
-    if isinstance(session_id, str):
-        response["session"] = sessions.token_of(secret, session_id)
+    if flow_token:
+        if isinstance(session_id, str):
+            response["session"] = sessions.token_of(flow_token, session_id)
+        response["flow_token"] = (flow_token if response["id"] == prior.flow_id
+                                  else derived_token(flow_token, str(response["id"])))
     return Snapshot.from_dict(response)

@@ -11,9 +11,11 @@ from typing import Protocol
 from regflow.records import (
     Code,
     Customer,
+    Cutoffs,
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -137,6 +139,24 @@ class OutboxTable(Protocol):
         relays never claim it together."""
 
 
+class LimitTable(Protocol):
+    """Counted attempts of the limits that span flows and processes (``regflow.limits``)."""
+
+    def add(self, hit: LimitHit) -> None: ...
+    def count(self, kind: str, subject: str, client: str | None,
+              since: datetime) -> tuple[int, datetime | None]:
+        """Hits of ``kind`` for ``subject`` (from ``client``, or any client when None) later
+        than ``since``: how many, and the earliest of them."""
+    def last(self, kind: str, subject: str, client: str) -> LimitHit | None:
+        """The latest hit of ``kind`` for ``subject`` from ``client``."""
+    def clear(self, kind: str, subject: str, client: str | None = None) -> int:
+        """Forget the hits of ``kind`` for ``subject`` (from ``client``, or every client)."""
+    def lock(self, subject: str) -> None:
+        """Serialise counting for ``subject`` until the transaction ends, so that a limit is
+        exact under concurrency (an advisory lock on PostgreSQL; a no-op where the transaction
+        already holds the write lock)."""
+
+
 class Transaction(Protocol):
     """One unit of work; everything in it commits or rolls back together."""
 
@@ -146,6 +166,7 @@ class Transaction(Protocol):
     sessions: SessionTable
     codes: CodeTable
     outbox: OutboxTable
+    limits: LimitTable
 
 
 class Store(Protocol):
@@ -157,7 +178,10 @@ class Store(Protocol):
     def iter_flow_ids(self) -> Iterator[str]: ...
     def shared_secret(self) -> bytes:
         """32 random bytes made on first use and kept with the data: every process on the
-        same database reads the same (it keys session tokens and request hashes)."""
+        same database reads the same. Used only where no ``REGFLOW_SECRET`` is configured (a
+        copy of the database then holds the key of code digests and request hashes)."""
+    def purge(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """Delete what retention no longer keeps (see ``Cutoffs``); how many rows, by table."""
     def close(self) -> None: ...
 
 

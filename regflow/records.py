@@ -26,6 +26,7 @@ class FlowRecord:
     created_at: datetime
     updated_at: datetime
     rev: int = 0  # optimistic concurrency counter, bumped on every save
+    token_digest: str = ""  # SHA-256 of the flow token given to the starter only (hex)
 
     @property
     def next_due_at(self) -> datetime | None:
@@ -88,9 +89,6 @@ class Login:
     ready_at: datetime
     account: str | None
     created_at: datetime
-    failed_sign_ins: int = 0  # consecutive wrong passwords since the last success or lockout
-    locked_until: datetime | None = None
-    lockouts: int = 0  # lockouts in a row: the next one lasts 1 min × 2**lockouts, at most 1 h
 
 
 @attrs.define
@@ -118,7 +116,7 @@ class OutboxMail:
     to: str
     message: bytes  # the RFC 5322 bytes, Message-ID included
     created_at: datetime
-    status: str = "queued"  # queued | sent | failed
+    status: str = "queued"  # queued | sent | failed | decoy (composed, never sent)
     attempts: int = 0
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
@@ -134,3 +132,29 @@ class Session:
     digest: str
     created_at: datetime
     expires_at: datetime
+
+
+@attrs.frozen
+class LimitHit:
+    """One counted attempt of a limit that spans flows (mails to an address, wrong codes,
+    starts from a client, wrong passwords): ``kind`` names the rule, ``subject`` and ``client``
+    are keyed digests (never an address or an IP in clear). ``until`` is set on lockout rows."""
+
+    kind: str
+    subject: str
+    client: str
+    at: datetime
+    until: datetime | None = None
+
+
+@attrs.frozen
+class Cutoffs:
+    """What ``Store.purge`` deletes: rows that ended (or were last useful) before these instants."""
+
+    flows: datetime  # ended flows, with their codes and idempotency keys
+    codes: datetime  # used, void or expired codes of any flow
+    sessions: datetime  # sessions expired before
+    mail: datetime  # sent, failed and decoy mail
+    idempotency: datetime  # remembered answers
+    limits: datetime  # limit hits (and lockouts ended) before
+    journal: datetime  # journal entries

@@ -118,6 +118,7 @@ class Snapshot:
     session: str | None = None
     continue_with: dict[str, str] | None = None
     lang: str = "ja"
+    flow_token: str | None = None  # only in answers to the client holding it (SPEC 4.1)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +133,8 @@ class Snapshot:
             "timers": [t.to_dict() for t in self.timers], "screen": self.screen.to_dict(),
             "lang": self.lang,
         }
+        if self.flow_token is not None:
+            out["flow_token"] = self.flow_token
         if self.session is not None:
             out["session"] = self.session
         if self.continue_with is not None:
@@ -154,7 +157,7 @@ class Snapshot:
                 messages=tuple(Message(**m) for m in screen["messages"]),
             ),
             session=data.get("session"), continue_with=data.get("continue_with"),
-            lang=data.get("lang", "ja"),
+            lang=data.get("lang", "ja"), flow_token=data.get("flow_token"),
         )
 
 

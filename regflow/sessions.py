@@ -1,8 +1,11 @@
-"""Sessions: tokens of ≥128 random bits, kept only as a digest, checked at every use.
+"""Sessions: tokens of ≥128 bits nobody can predict, kept only as a digest, checked at every use.
 
-A token is ``<session id>.<mac>`` where the MAC is keyed by the engine's secret, so the engine
-can give the same token again when a request is replayed by its idempotency key, while the
-store keeps nothing a thief could sign in with (only SHA-256 of the token).
+A token is ``<session id>.<mac>`` where the MAC is keyed by the **flow token** of the sign-in
+that opened it — a secret only the client holds, of which the store keeps only a hash. So the
+engine can give the same token again when that client replays its request (same flow token,
+same Idempotency-Key), while a copy of the database gives a thief nothing to sign in with:
+neither the token nor the key it came from. A step run without a flow token (a trusted
+embedding) gets a purely random token, which no replay can give again.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from datetime import datetime, timedelta
 
 from regflow.context import FlowContext, new_id
@@ -18,9 +22,10 @@ from regflow.ports import Transaction
 from regflow.records import Login, Session
 
 
-def token_of(secret: bytes, session_id: str) -> str:
-    """The bearer token of a session."""
-    mac = hmac.new(secret, session_id.encode(), hashlib.sha256).digest()[:16]
+def token_of(flow_token: str, session_id: str) -> str:
+    """The bearer token of a session opened by the flow whose token is ``flow_token``."""
+    mac = hmac.new(flow_token.encode(), b"regflow.session\x00" + session_id.encode(),
+                   hashlib.sha256).digest()[:16]
     return f"{session_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
 
@@ -32,12 +37,14 @@ def digest(token: str) -> str:
 def open_session(ctx: FlowContext, login: Login) -> str:
     """Start a session for ``login`` in the step's transaction; the token goes to the snapshot."""
     session_id = new_id()
-    token = token_of(ctx.services.secret, session_id)
+    token = (token_of(ctx.flow_token, session_id) if ctx.flow_token
+             else f"{session_id}.{secrets.token_urlsafe(16)}")
     ctx.tx.sessions.insert(Session(
         id=session_id, login_id=login.id, digest=digest(token), created_at=ctx.now,
         expires_at=ctx.now + timedelta(seconds=ctx.services.session_ttl),
     ))
     ctx.opened_session = session_id
+    ctx.session_token = token
     return token
 
 

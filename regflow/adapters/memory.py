@@ -24,9 +24,11 @@ from regflow.exceptions import StoreError
 from regflow.records import (
     Code,
     Customer,
+    Cutoffs,
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -46,6 +48,7 @@ class _Transaction:
         self.sessions: ports.SessionTable = tables.Sessions(store)
         self.codes: ports.CodeTable = tables.Codes(store)
         self.outbox: ports.OutboxTable = tables.Outbox(store)
+        self.limits: ports.LimitTable = tables.Limits(store)
 
 
 class MemoryStore:
@@ -78,6 +81,8 @@ class MemoryStore:
         self._codes_for: dict[str, dict[str, None]] = {}  # email key -> code ids
         self._outbox: dict[str, OutboxMail] = {}
         self._queued: dict[str, None] = {}  # ids of queued mail
+        self._hits: dict[tuple[str, str], dict[str, list[LimitHit]]] = {}  # (kind, subject) ->
+        #   client -> hits in the order added
         self._tx = _Transaction(self)
         self._secret: bytes | None = None
 
@@ -126,6 +131,11 @@ class MemoryStore:
             ids = list(self._flows)
         yield from ids
 
+    def purge(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """Delete what retention no longer keeps (a walk over the tables: this store is small)."""
+        with self.transaction():
+            return tables.purge(self, cutoffs)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -148,7 +158,7 @@ class MemoryStore:
         if key in table:
             self._undo.append(functools.partial(table.__setitem__, key, table.pop(key)))
 
-    def _members(self, table: dict[_K, dict[str, None]], key: _K) -> dict[str, None]:
+    def _members(self, table: dict[_K, dict[str, _V]], key: _K) -> dict[str, _V]:
         """The id set (an insertion-ordered dict) of ``key``, created (undoably) if missing."""
         members = table.get(key)
         if members is None:

@@ -17,9 +17,11 @@ from regflow.exceptions import ConstraintViolation, StoreError
 from regflow.records import (
     Code,
     Customer,
+    Cutoffs,
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -231,9 +233,13 @@ class Sessions(_Base):
     def end_of_login(self, login_id: str, *, keep: str | None = None) -> int:
         s = self._s._check()
         ending = [i for i in s._sessions_of.get(login_id, ()) if i != keep]
-        for session_id in ending:
+        return self.end_many(ending)
+
+    def end_many(self, session_ids: list[str]) -> int:
+        """End these sessions; how many."""
+        for session_id in session_ids:
             self.end(session_id)
-        return len(ending)
+        return len(session_ids)
 
 
 class Codes(_Base):
@@ -305,3 +311,84 @@ class Outbox(_Base):
     def get(self, mail_id: str) -> OutboxMail | None:
         mail = self._s._check()._outbox.get(mail_id)
         return None if mail is None else attrs.evolve(mail)
+
+
+class Limits(_Base):
+    def add(self, hit: LimitHit) -> None:
+        s = self._s._check()
+        clients = s._members(s._hits, (hit.kind, hit.subject))
+        s._append(clients, hit.client, hit)
+
+    def _hits(self, kind: str, subject: str, client: str | None) -> list[LimitHit]:
+        clients = self._s._check()._hits.get((kind, subject), {})
+        if client is not None:
+            return list(clients.get(client, ()))
+        return [hit for hits in clients.values() for hit in hits]
+
+    def count(self, kind: str, subject: str, client: str | None,
+              since: datetime) -> tuple[int, datetime | None]:
+        later = [hit.at for hit in self._hits(kind, subject, client) if hit.at > since]
+        return len(later), min(later, default=None)
+
+    def last(self, kind: str, subject: str, client: str) -> LimitHit | None:
+        hits = self._hits(kind, subject, client)
+        return max(hits, key=lambda hit: hit.at) if hits else None
+
+    def clear(self, kind: str, subject: str, client: str | None = None) -> int:
+        s = self._s._check()
+        clients = s._hits.get((kind, subject))
+        if clients is None:
+            return 0
+        names = [client] if client is not None else list(clients)
+        cleared = 0
+        for name in names:
+            if name in clients:
+                cleared += len(clients[name])
+                s._drop(clients, name)
+        return cleared
+
+
+    def lock(self, subject: str) -> None:
+        """Nothing to do: the transaction holds the store's lock already."""
+        self._s._check()
+
+
+def purge(s: MemoryStore, cut: Cutoffs) -> dict[str, int]:
+    """Delete, inside the store's transaction, what ``cut`` says retention no longer keeps."""
+    ended = [f.id for f in s._flows.values() if f.status != "active" and f.updated_at < cut.flows]
+    for flow_id in ended:
+        s._drop(s._flows, flow_id)
+        s._set_due(flow_id, None)
+    gone = set(ended)
+    codes = [c for c in s._codes.values() if c.flow_id in gone or (
+        (c.used_at is not None or c.void or c.expires_at < cut.codes) and c.created_at < cut.codes)]
+    for code in codes:
+        s._drop(s._codes, code.id)
+        issued = s._codes_of.get((code.flow_id, code.purpose))
+        if issued is not None and code.id in issued:
+            s._put(s._codes_of, (code.flow_id, code.purpose), [i for i in issued if i != code.id])
+        s._drop(s._members(s._codes_for, code.email_key), code.id)
+    sessions = [x.id for x in s._sessions.values() if x.expires_at < cut.sessions]
+    Sessions(s).end_many(sessions)
+    mail = [m.id for m in s._outbox.values()
+            if m.status in ("sent", "failed", "decoy") and m.created_at < cut.mail]
+    for mail_id in mail:
+        s._drop(s._outbox, mail_id)
+    answers = [k for k, r in s._idempotency.items() if r.created_at < cut.idempotency or k[0] in gone]
+    for key in answers:
+        s._drop(s._idempotency, key)
+    hits = 0
+    for clients in s._hits.values():
+        for name, items in list(clients.items()):
+            kept = [h for h in items if h.at >= cut.limits or (h.until is not None and h.until >= cut.limits)]
+            if len(kept) != len(items):
+                hits += len(items) - len(kept)
+                s._put(clients, name, kept)
+    journal = 0
+    for flow_id, entries in list(s._journal.items()):
+        kept_entries = [e for e in entries if e.at >= cut.journal]
+        if len(kept_entries) != len(entries):
+            journal += len(entries) - len(kept_entries)
+            s._put(s._journal, flow_id, kept_entries)
+    return {"flows": len(ended), "codes": len(codes), "sessions": len(sessions), "mail": len(mail),
+            "idempotency": len(answers), "limits": hits, "journal": journal}

@@ -160,6 +160,7 @@ class Tables:
     sessions: Any
     codes: Any
     outbox: Any
+    limits: Any
     meta: Any
 
     def all(self) -> list[Any]:
@@ -187,6 +188,7 @@ def build_tables(db: pw.Database) -> Tables:
         next_due_at = InstantField(null=True)  # NULL when the flow is not active
         created_at = InstantField()
         updated_at = InstantField()
+        token_digest = pw.TextField(default="")  # SHA-256 of the flow token (hex)
         rev = pw.IntegerField()
 
         class Meta:
@@ -247,9 +249,6 @@ def build_tables(db: pw.Database) -> Tables:
         ready_at = InstantField()
         account = pw.TextField(null=True)
         created_at = InstantField()
-        failed_sign_ins = pw.IntegerField(default=0)
-        locked_until = InstantField(null=True)
-        lockouts = pw.IntegerField(default=0)
 
         class Meta:
             table_name = "logins"
@@ -295,6 +294,17 @@ def build_tables(db: pw.Database) -> Tables:
         class Meta:
             table_name = "outbox"
 
+    class LimitHit(Base):
+        id = pw.AutoField()
+        kind = pw.TextField()
+        subject = pw.TextField()  # a keyed digest (regflow.limits), never an address or IP
+        client = pw.TextField()
+        at = InstantField()
+        until = InstantField(null=True)
+
+        class Meta:
+            table_name = "limit_hits"
+
     class Meta_(Base):
         key = pw.TextField(primary_key=True)
         value = pw.TextField()
@@ -319,6 +329,15 @@ def build_tables(db: pw.Database) -> Tables:
     Code.add_index(Code.index(Code.flow_id, Code.purpose, name="codes_flow_id_purpose"))
     Code.add_index(Code.index(Code.email_key, name="codes_email_key"))
     Outbox.add_index(Outbox.index(Outbox.status, Outbox.next_attempt_at, name="outbox_status_due"))
+    Outbox.add_index(Outbox.index(Outbox.created_at, name="outbox_created_at"))
+    Flow.add_index(Flow.index(Flow.status, Flow.updated_at, name="flows_status_updated_at"))
+    Journal.add_index(Journal.index(Journal.at, name="journal_at"))
+    Code.add_index(Code.index(Code.created_at, name="codes_created_at"))
+    Session.add_index(Session.index(Session.expires_at, name="sessions_expires_at"))
+    Idempotency.add_index(Idempotency.index(Idempotency.created_at, name="idempotency_created_at"))
+    LimitHit.add_index(LimitHit.index(LimitHit.kind, LimitHit.subject, LimitHit.client, LimitHit.at,
+                                      name="limit_hits_key_at"))
+    LimitHit.add_index(LimitHit.index(LimitHit.at, name="limit_hits_at"))
     return Tables(
         flows=Flow,
         journal=Journal,
@@ -329,5 +348,6 @@ def build_tables(db: pw.Database) -> Tables:
         sessions=Session,
         codes=Code,
         outbox=Outbox,
+        limits=LimitHit,
         meta=Meta_,
     )

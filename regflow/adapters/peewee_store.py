@@ -28,6 +28,7 @@ from regflow import ports
 from regflow.adapters.peewee_models import build_tables, translated
 from regflow.adapters.peewee_tables import Transaction
 from regflow.exceptions import StoreError
+from regflow.records import Cutoffs
 
 _SQLITE_PRAGMAS = (
     ("busy_timeout", 10000),  # first, so the journal_mode switch below waits for locks too
@@ -207,6 +208,35 @@ class PeeweeStore:
             if len(page) < _PAGE:
                 return
             after = page[-1]
+
+    def purge(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """Delete what retention no longer keeps, one table after the other, each by index."""
+        t = self._tables
+        counts: dict[str, int] = {}
+        with self.transaction(), translated():
+            flows = t.flows.select(t.flows.id).where(
+                (t.flows.status != "active") & (t.flows.updated_at < cutoffs.flows))
+            counts["idempotency"] = t.idempotency.delete().where(
+                (t.idempotency.created_at < cutoffs.idempotency)
+                | t.idempotency.flow_id.in_(flows)).execute()
+            codes = t.codes
+            spent = codes.used_at.is_null(False) | (codes.void == True) | (  # noqa: E712
+                codes.expires_at < cutoffs.codes)
+            counts["codes"] = codes.delete().where(
+                codes.flow_id.in_(flows) | (spent & (codes.created_at < cutoffs.codes))).execute()
+            counts["flows"] = t.flows.delete().where(
+                (t.flows.status != "active") & (t.flows.updated_at < cutoffs.flows)).execute()
+            counts["sessions"] = t.sessions.delete().where(
+                t.sessions.expires_at < cutoffs.sessions).execute()
+            counts["mail"] = t.outbox.delete().where(
+                t.outbox.status.in_(("sent", "failed", "decoy"))
+                & (t.outbox.created_at < cutoffs.mail)).execute()
+            hits = t.limits
+            counts["limits"] = hits.delete().where(
+                (hits.at < cutoffs.limits) & (hits.until.is_null() | (hits.until < cutoffs.limits))
+            ).execute()
+            counts["journal"] = t.journal.delete().where(t.journal.at < cutoffs.journal).execute()
+        return {name: int(number) for name, number in counts.items()}
 
     def close(self) -> None:
         """Close this thread's connection (peewee reopens one on the next use)."""

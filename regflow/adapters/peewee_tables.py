@@ -32,6 +32,7 @@ from regflow.records import (
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -359,6 +360,43 @@ class Outbox(_Table):
         return None if row is None else record_of(OutboxMail, row, message=bytes(row.message))
 
 
+class Limits(_Table):
+    def _key(self, kind: str, subject: str, client: str | None) -> Any:
+        model = self._t.limits
+        condition = (model.kind == kind) & (model.subject == subject)
+        return condition if client is None else condition & (model.client == client)
+
+    @_guarded
+    def add(self, hit: LimitHit) -> None:
+        self._t.limits.insert(**values_of(hit)).execute()
+
+    @_guarded
+    def count(self, kind: str, subject: str, client: str | None,
+              since: datetime) -> tuple[int, datetime | None]:
+        model = self._t.limits
+        query = model.select(pw.fn.COUNT(model.id), pw.fn.MIN(model.at))
+        number, earliest = query.where(self._key(kind, subject, client) & (model.at > since)).tuples()[0]
+        return int(number), None if earliest is None else from_micros(int(earliest))
+
+    @_guarded
+    def last(self, kind: str, subject: str, client: str) -> LimitHit | None:
+        model = self._t.limits
+        row = model.select().where(self._key(kind, subject, client)).order_by(model.at.desc()).first()
+        return None if row is None else record_of(LimitHit, row)
+
+    @_guarded
+    def clear(self, kind: str, subject: str, client: str | None = None) -> int:
+        model = self._t.limits
+        return int(model.delete().where(self._key(kind, subject, client)).execute())
+
+
+    @_guarded
+    def lock(self, subject: str) -> None:
+        if self._row_locks:  # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers
+            run: Any = self._db.execute_sql  # peewee is untyped
+            run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"regflow.limit:{subject}",))
+
+
 class Transaction:
     """The table views handed out by ``PeeweeStore.transaction()``."""
 
@@ -369,3 +407,4 @@ class Transaction:
         self.sessions: ports.SessionTable = Sessions(db, tables)
         self.codes: ports.CodeTable = Codes(db, tables)
         self.outbox: ports.OutboxTable = Outbox(db, tables)
+        self.limits: ports.LimitTable = Limits(db, tables)

@@ -1,14 +1,17 @@
 """Guards and actions every flow that mails a one-time code shares (registration, sign-in 2FA,
 password reset). The code's purpose is the flow's name; the numbers are the flow's settings
-``code_ttl``, ``code_tries``, ``resend_interval`` and ``max_sends``."""
+``code_ttl``, ``code_tries``, ``resend_interval`` and ``max_sends``, and, across flows, the
+engine's ``Limits``: code mails and wrong codes per address, whatever the flow (a fresh flow
+gives no fresh tries)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from regflow import codes
+from regflow import codes, limits
 from regflow.codes import CodeCheck
 from regflow.context import FlowContext
+from regflow.records import LimitHit
 from regflow.registry import Registry
 from regflow.validation import email_key
 
@@ -26,8 +29,16 @@ def purpose(ctx: FlowContext) -> str:
     return ctx.definition.name
 
 
+def address_subject(ctx: FlowContext) -> str:
+    """The address as the limits across flows count it."""
+    return limits.address(ctx.services.secret, address_key(ctx))
+
+
 def issue_and_count(ctx: FlowContext, *, decoy: bool = False) -> str:
-    """Issue the flow's next code (the previous one dies) and count the send."""
+    """Issue the flow's next code (the previous one dies) and count the send, in this flow and
+    against the address's code mails across flows (``RateLimited`` when they are used up)."""
+    limits.charge(ctx.services.limits.code_mails, ctx.tx, ctx.now, limits.CODE_MAIL,
+                  address_subject(ctx))
     code = codes.issue(ctx, purpose(ctx), address_key(ctx), ctx.seconds("code_ttl"), decoy=decoy)
     ctx.data["_sends"] = int(ctx.data.get("_sends", 0)) + 1
     ctx.data["_last_sent_at"] = ctx.now.isoformat()
@@ -67,7 +78,11 @@ def send_too_soon(ctx: FlowContext) -> bool:
 
 @code_steps.guard
 def code_matches(ctx: FlowContext) -> bool:
-    """The typed code is the flow's current one, unused, unexpired, with tries left."""
+    """The typed code is the flow's current one, unused, unexpired, with tries left. Asked
+    first of every typed code: when the address has had too many wrong codes across flows,
+    no code is judged at all (``RateLimited``)."""
+    limits.check(ctx.services.limits.wrong_codes, ctx.tx, ctx.now, limits.WRONG_CODE,
+                 address_subject(ctx))
     return _check(ctx) is CodeCheck.OK
 
 
@@ -96,6 +111,8 @@ def count_wrong_code(ctx: FlowContext) -> None:
     tries = int(ctx.setting("code_tries"))
     used = codes.count_wrong(ctx, purpose(ctx), tries)
     ctx.params["tries_left"] = max(0, tries - used)
+    ctx.tx.limits.add(LimitHit(kind=limits.WRONG_CODE, subject=address_subject(ctx),
+                               client=limits.ANY_CLIENT, at=ctx.now))
 
 
 @code_steps.action

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from regflow.context import FlowContext
 from regflow.machines.code_steps import address_key, issue_and_count
+from regflow.machines.sign_in import clear_sign_in_failures
 from regflow.records import Login
 from regflow.registry import Registry
 
@@ -17,13 +18,12 @@ def _login(ctx: FlowContext) -> Login | None:
 @password_reset.action
 def send_reset_code(ctx: FlowContext) -> None:
     """Mail a reset code to a registered address; for any other address keep a decoy code and
-    mail nothing, so the screens never tell which addresses are registered."""
+    a decoy mail (composed and stored the same way, never sent), so that neither the screens
+    nor the time an answer takes tell which addresses are registered."""
     address = str(ctx.data["email"])
-    if _login(ctx) is None:
-        issue_and_count(ctx, decoy=True)
-        return
-    code = issue_and_count(ctx)
-    ctx.mail("password_reset_code", address, code=code, email=address,
+    unknown = _login(ctx) is None
+    code = issue_and_count(ctx, decoy=unknown)
+    ctx.mail("password_reset_code", address, decoy=unknown, code=code, email=address,
              minutes=ctx.seconds("code_ttl") // 60)
 
 
@@ -47,6 +47,6 @@ def set_password(ctx: FlowContext) -> None:
     login = _login(ctx)
     assert login is not None  # only after reset_login_exists
     login.password_hash = ctx.services.hasher.hash(str(ctx.input["password"]))
-    login.failed_sign_ins, login.lockouts, login.locked_until = 0, 0, None
     ctx.tx.logins.update(login)
     ctx.tx.sessions.end_of_login(login.id)
+    clear_sign_in_failures(ctx, login.email_key, every_client=True)

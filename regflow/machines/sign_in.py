@@ -6,14 +6,15 @@ import hashlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from regflow import sessions
+from regflow import limits, sessions
 from regflow.context import FlowContext
 from regflow.machines.code_steps import address_key, issue_and_count
-from regflow.records import Login
+from regflow.records import LimitHit, Login
 from regflow.registry import Registry
 
 sign_in = Registry()
 _DUMMY_PASSWORD = "regflow-dummy-password"  # hashed once per engine for unknown addresses
+NOTICE_INTERVAL = timedelta(hours=1)  # at most one lockout mail per address in this time
 
 
 def _local(ctx: FlowContext, instant: datetime, fmt: str = "%H:%M") -> str:
@@ -21,9 +22,9 @@ def _local(ctx: FlowContext, instant: datetime, fmt: str = "%H:%M") -> str:
 
 
 def _typed_login(ctx: FlowContext) -> Login | None:
-    """The login of the typed address, locked so its failure counter is exact."""
+    """The login of the typed address (if any), looked up once per step."""
     if "typed_login" not in ctx.scratch:
-        ctx.scratch["typed_login"] = ctx.tx.logins.by_email(address_key(ctx), lock=True)
+        ctx.scratch["typed_login"] = ctx.tx.logins.by_email(address_key(ctx))
     found = ctx.scratch["typed_login"]
     return found if isinstance(found, Login) else None
 
@@ -43,14 +44,20 @@ def before_enforcement(ctx: FlowContext) -> bool:
     return ctx.now < datetime.fromisoformat(str(ctx.setting("enforcement")))
 
 
+def _subject(ctx: FlowContext) -> str:
+    """The typed (or kept) address as the sign-in limits count it."""
+    return limits.address(ctx.services.secret, address_key(ctx))
+
+
 @sign_in.guard
 def login_locked(ctx: FlowContext) -> bool:
-    """The typed address's login is locked out after too many wrong passwords."""
-    login = _typed_login(ctx)
-    if login is None or login.locked_until is None or login.locked_until <= ctx.now:
+    """This client is locked out for the typed address after too many wrong passwords in a row
+    (whether the address has a login or not: the answer must not tell). Other clients are not."""
+    hit = ctx.tx.limits.last(limits.SIGN_IN_LOCKOUT, _subject(ctx), ctx.client)
+    if hit is None or hit.until is None or hit.until <= ctx.now:
         return False
-    ctx.params["seconds"] = int((login.locked_until - ctx.now).total_seconds() + 0.999)
-    ctx.params["until_local"] = _local(ctx, login.locked_until, "%H:%M:%S")
+    ctx.params["seconds"] = int((hit.until - ctx.now).total_seconds() + 0.999)
+    ctx.params["until_local"] = _local(ctx, hit.until, "%H:%M:%S")
     return True
 
 
@@ -69,17 +76,60 @@ def password_matches(ctx: FlowContext) -> bool:
 
 @sign_in.action
 def count_failed_sign_in(ctx: FlowContext) -> None:
-    """Count a wrong password; the 10th in a row locks the login (1 min, doubling, at most 1 h)."""
-    login = _typed_login(ctx)
-    if login is None:
+    """Count a wrong password for the address from this client. The ``lockout_after``-th in a
+    row within ``lockout_window`` locks this client out for the address: ``lockout_first``,
+    doubling with each lockout within ``lockout_memory``, at most ``lockout_max``; the owner of
+    the address is told by mail (at most once an hour)."""
+    subject, client, now = _subject(ctx), ctx.client, ctx.now
+    table = ctx.tx.limits
+    table.lock(subject)  # concurrent wrong passwords for one address are counted one by one
+    table.add(LimitHit(kind=limits.SIGN_IN_FAILURE, subject=subject, client=client, at=now))
+    since = now - timedelta(seconds=ctx.seconds("lockout_window"))
+    last = table.last(limits.SIGN_IN_LOCKOUT, subject, client)
+    if last is not None and last.at > since:
+        since = last.at  # failures before the last lockout were paid for by it
+    failures, _ = table.count(limits.SIGN_IN_FAILURE, subject, client, since)
+    if failures < int(ctx.setting("lockout_after")):
         return
-    login.failed_sign_ins += 1
-    if login.failed_sign_ins >= int(ctx.setting("lockout_after")):
-        first, longest = ctx.seconds("lockout_first"), ctx.seconds("lockout_max")
-        login.locked_until = ctx.now + timedelta(seconds=min(longest, first * 2 ** login.lockouts))
-        login.lockouts += 1
-        login.failed_sign_ins = 0
-    ctx.tx.logins.update(login)
+    memory = now - timedelta(seconds=ctx.seconds("lockout_memory"))
+    strikes, _ = table.count(limits.SIGN_IN_LOCKOUT, subject, client, memory)
+    first, longest = ctx.seconds("lockout_first"), ctx.seconds("lockout_max")
+    until = now + timedelta(seconds=min(longest, first * 2 ** min(strikes, 32)))
+    table.add(LimitHit(kind=limits.SIGN_IN_LOCKOUT, subject=subject, client=client, at=now,
+                       until=until))
+    _tell_owner(ctx, subject, until)
+
+
+def _tell_owner(ctx: FlowContext, subject: str, until: datetime) -> None:
+    """Mail the address's owner that a client was locked out (a decoy for an unknown address:
+    the same work, nothing sent), at most once per ``NOTICE_INTERVAL``."""
+    table = ctx.tx.limits
+    told, _ = table.count(limits.SIGN_IN_NOTICE, subject, None, ctx.now - NOTICE_INTERVAL)
+    if told:
+        return
+    table.add(LimitHit(kind=limits.SIGN_IN_NOTICE, subject=subject, client=limits.ANY_CLIENT,
+                       at=ctx.now))
+    login = _typed_login(ctx)
+    address = login.email if login is not None else str(ctx.input.get("email", ""))
+    ctx.mail("sign_in_locked", address, decoy=login is None, email=address,
+             until_local=_local(ctx, until, "%Y-%m-%d %H:%M"), zone=ctx.services.timezone)
+
+
+def clear_sign_in_failures(ctx: FlowContext, email_key: str, *, every_client: bool) -> None:
+    """Forget wrong passwords and lockouts of an address: this client's (the right password
+    was typed) or every client's (an admin unlocked the login, or its password was reset)."""
+    subject = limits.address(ctx.services.secret, email_key)
+    client = None if every_client else ctx.client
+    ctx.tx.limits.clear(limits.SIGN_IN_FAILURE, subject, client)
+    ctx.tx.limits.clear(limits.SIGN_IN_LOCKOUT, subject, client)
+
+
+def _under_attack(ctx: FlowContext) -> bool:
+    """``step_up_after`` wrong passwords or more for the address within ``lockout_window``,
+    from all clients together: even the right password then needs a code from the mailbox."""
+    since = ctx.now - timedelta(seconds=ctx.seconds("lockout_window"))
+    failures, _ = ctx.tx.limits.count(limits.SIGN_IN_FAILURE, _subject(ctx), None, since)
+    return failures >= int(ctx.setting("step_up_after"))
 
 
 def _password_mark(login: Login) -> str:
@@ -89,12 +139,10 @@ def _password_mark(login: Login) -> str:
 
 @sign_in.action
 def clear_failed_sign_ins(ctx: FlowContext) -> None:
-    """The password was right: the run of failures (and of lockouts) is over."""
+    """The password was right: this client's run of failures (and of lockouts) is over."""
     login = _typed_login(ctx)
     assert login is not None  # only after password_matches
-    if login.failed_sign_ins or login.lockouts or login.locked_until is not None:
-        login.failed_sign_ins, login.lockouts, login.locked_until = 0, 0, None
-        ctx.tx.logins.update(login)
+    clear_sign_in_failures(ctx, login.email_key, every_client=False)
 
 
 @sign_in.action
@@ -136,12 +184,15 @@ def linked_elsewhere(ctx: FlowContext) -> bool:
 
 @sign_in.guard
 def needs_second_factor(ctx: FlowContext) -> bool:
-    """The login, or its customer's policy, asks for a code at every sign-in."""
+    """The login, or its customer's policy, asks for a code at every sign-in; or the address is
+    under attack (many wrong passwords from many clients), so the right password alone is not
+    enough."""
     login = _typed_login(ctx) or _login(ctx)
     if login is None:
         return False
     customer = ctx.services.contracts.find(login.customer_id)
-    return login.two_factor or (customer is not None and customer.require_two_factor)
+    return (login.two_factor or (customer is not None and customer.require_two_factor)
+            or _under_attack(ctx))
 
 
 @sign_in.guard

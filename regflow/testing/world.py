@@ -13,13 +13,13 @@ from typing import Any, Protocol
 
 import attrs
 
-from regflow import sessions
+from regflow import limits, sessions
 from regflow.clock import ManualClock
 from regflow.context import new_id
 from regflow.contracts import check_contract
 from regflow.engine import Engine
 from regflow.ports import Transaction
-from regflow.records import Login, Session
+from regflow.records import LimitHit, Login, Session
 from regflow.validation import email_key
 
 DEFAULT_PASSWORD = "Kx7#mPq2wZ"  # meets the password policy; the password of world logins
@@ -100,9 +100,12 @@ def add_login(engine: Engine, tx: Transaction, now: datetime, args: Args) -> Non
         two_factor=bool(args.get("two_factor", False)),
         ready_at=now - DAY if ready else now + DAY, account=args.get("account"),
         created_at=now - DAY,
-        locked_until=now + timedelta(hours=1) if args.get("locked") else None,
-        lockouts=1 if args.get("locked") else 0,
     ))
+    if args.get("locked"):  # the in-process client ("") is locked out for the address an hour
+        tx.limits.add(LimitHit(
+            kind=limits.SIGN_IN_LOCKOUT, client=limits.ANY_CLIENT, at=now,
+            subject=limits.address(engine.services.secret, email_key(str(args["email"]))),
+            until=now + timedelta(hours=1)))
 
 
 def delete_login(engine: Engine, tx: Transaction, now: datetime, args: Args) -> None:
@@ -197,7 +200,7 @@ def open_session(engine: Engine, tx: Transaction, now: datetime, email: str) -> 
     """A live session of the login of ``email``; its bearer token."""
     login = _login(tx, email)
     session_id = new_id()
-    token = sessions.token_of(engine.services.secret, session_id)
+    token = f"{session_id}.{new_id()}"
     ttl = timedelta(seconds=engine.services.session_ttl)
     tx.sessions.insert(Session(id=session_id, login_id=login.id, digest=sessions.digest(token),
                                created_at=now, expires_at=now + ttl))
