@@ -70,9 +70,9 @@ def python_statemachine() -> Any:
 
 def dispatch_memory(cfg: Any) -> dict[str, Any]:
     engine = fixtures.bench_engine("memory://")
-    flow_id = engine.start("bench").id
+    flow = engine.start("bench")  # its id and flow token: each send checks the token
     contenders = {
-        "regflow": lambda: engine.send(flow_id, "submit"),
+        "regflow": lambda: engine.send(flow, "submit"),
         "transitions": raw_transitions(),
     }
     with contextlib.suppress(ImportError):  # python-statemachine: the bench extra
@@ -154,9 +154,9 @@ def sqlite_floor(path: Path) -> Any:
 def dispatch_sqlite(cfg: Any) -> dict[str, Any]:
     with fixtures.scratch_dir() as folder:
         engine = fixtures.bench_engine(fixtures.sqlite_url(folder, "regflow.db"))
-        flow_id = engine.start("bench").id
+        flow = engine.start("bench")  # its id and flow token: each send checks the token
         contenders = {
-            "regflow": lambda: engine.send(flow_id, "submit"),
+            "regflow": lambda: engine.send(flow, "submit"),
             "floor": sqlite_floor(folder / "floor.db"),
         }
         measured = interleaved(contenders, rounds=cfg.rounds, seconds=cfg.seconds * 1.5,

@@ -3,10 +3,15 @@ a registration driver, PostgreSQL schemas, and the I1–I4 check.
 
 Only regflow's public surface is used (``Engine``, ``FlowLibrary``, ``Registry``, the store
 ports and ``regflow.bootstrap``), as an embedding application would.
+
+Every engine runs with the default ``Limits`` across flows: no benchmark reaches them (each
+registration has an address of its own, and in-process calls name no client), so their cost
+— a count per code mail — is measured as a service would pay it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -74,13 +79,20 @@ def bench_engine(url: str) -> regflow.Engine:
                           flows=bench_library())
 
 
+# The flow token of every bulk-inserted flow (``Engine.start`` gives each its own; one for all
+# costs the same to check): sends to them pass ``token=BULK_TOKEN``.
+BULK_TOKEN = secrets.token_urlsafe(32)
+_BULK_TOKEN_DIGEST = hashlib.sha256(BULK_TOKEN.encode()).hexdigest()  # what the store keeps
+
+
 def flow_record(flow: str, state: str, now: datetime, *, expires_in: float = 3600,
                 timers: list[tuple[str, datetime]] | None = None) -> FlowRecord:
-    """A stored flow as ``Engine.start`` would leave it, for bulk setup."""
+    """A stored flow as ``Engine.start`` would leave it, for bulk setup (token ``BULK_TOKEN``)."""
     return FlowRecord(
         id=new_id(), flow=flow, version=1, state=state, status="active",
         data={"_lang": "ja", "_messages": []}, timers=timers or [],
         expires_at=now + timedelta(seconds=expires_in), created_at=now, updated_at=now,
+        token_digest=_BULK_TOKEN_DIGEST,
     )
 
 
@@ -189,15 +201,15 @@ def register(engine: regflow.Engine, number: int, seat: int, email: str) -> None
     ready by itself 10 minutes later)."""
     mailer: Any = engine.mailer
     snap = engine.start("registration", {"account": seats_of(number)[seat]})
-    snap = engine.send(snap.id, "submit", {"email": email})
+    snap = engine.send(snap, "submit", {"email": email})
     if snap.state != "enter_code":
         raise AssertionError(f"after the e-mail: {snap.state} {snap.screen.messages}")
     code = code_in(mailer.messages[-1])
     mailer.messages.clear()
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     if snap.state != "details":
         raise AssertionError(f"after the code: {snap.state} {snap.screen.messages}")
-    snap = engine.send(snap.id, "submit", {
+    snap = engine.send(snap, "submit", {
         "password": PASSWORD, "password_confirm": PASSWORD, "customer_id": customer_id(number),
         "display_name": "山田 太郎", "tel": PHONE})
     if snap.state != "provisioning":

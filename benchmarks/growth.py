@@ -61,7 +61,7 @@ def _backend(url_of: Any, sizes: tuple[int, ...], rounds: int, per_round: int,
             targets = [rng.choice(pool) for _ in range(per_round)]
             for flow_id in targets:
                 began, cpu_began = clock(), cpu()
-                engine.send(flow_id, "submit")
+                engine.send(flow_id, "submit", token=fixtures.BULK_TOKEN)
                 samples[size].append((clock() - began) / 1000)
                 cpu_samples[size].append((cpu() - cpu_began) / 1000)
     sweep_ms: dict[int, list[float]] = {size: [] for size in sizes}

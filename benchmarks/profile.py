@@ -107,17 +107,17 @@ def _profile(name: str, step: Callable[[], object], ops: int, *, unit: str = "op
 
 def dispatch_memory() -> None:
     engine = fixtures.bench_engine("memory://")
-    flow_id = engine.start("bench").id
-    _profile("dispatch_memory", lambda: engine.send(flow_id, "submit"), 20_000, unit="send")
+    flow = engine.start("bench")
+    _profile("dispatch_memory", lambda: engine.send(flow, "submit"), 20_000, unit="send")
     _profile("dispatch_memory_transitions", raw_transitions(), 100_000, unit="event")
 
 
 def dispatch_sqlite() -> None:
     with fixtures.scratch_dir() as folder:
         engine = fixtures.bench_engine(fixtures.sqlite_url(folder, "regflow.db"))
-        flow_id = engine.start("bench").id
-        _profile("dispatch_sqlite", lambda: engine.send(flow_id, "submit"), 3_000, unit="send",
-                 sql=lambda: engine.send(flow_id, "submit"))
+        flow = engine.start("bench")
+        _profile("dispatch_sqlite", lambda: engine.send(flow, "submit"), 3_000, unit="send",
+                 sql=lambda: engine.send(flow, "submit"))
         floor = sqlite_floor(folder / "floor.db")
         _profile("dispatch_sqlite_floor", floor, 3_000, unit="transaction", sql=floor)
         engine.store.close()
@@ -165,7 +165,8 @@ def growth_memory() -> None:
         engine = fixtures.bench_engine("memory://")
         ids = _populate(engine, size, rng)
         _profile(f"growth_memory_{size // 1000}k",
-                 lambda: engine.send(rng.choice(ids), "submit"),  # noqa: B023 - run at once
+                 lambda: engine.send(rng.choice(ids), "submit",  # noqa: B023 - run at once
+                                     token=fixtures.BULK_TOKEN),
                  20_000, unit="send")
 
 

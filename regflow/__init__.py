@@ -17,13 +17,16 @@ from regflow.exceptions import (
     IdempotencyKeyInvalid,
     InvalidContext,
     NotSignedIn,
+    RateLimited,
     RegflowError,
     StoreError,
     TransientError,
     VersionUnavailable,
 )
 from regflow.library import FlowLibrary
+from regflow.limits import Limits, Rate
 from regflow.registry import Registry
+from regflow.retention import Retention
 from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
 from regflow.validation import Invalid
 
@@ -47,11 +50,15 @@ __all__ = [
     "IdempotencyKeyInvalid",
     "Invalid",
     "InvalidContext",
+    "Limits",
     "ManualClock",
     "Message",
     "NotSignedIn",
+    "Rate",
+    "RateLimited",
     "RegflowError",
     "Registry",
+    "Retention",
     "Screen",
     "Snapshot",
     "StoreError",

@@ -2,12 +2,15 @@
 
 Two loggers: ``regflow.journal`` (every step, INFO) and ``regflow.security`` (sign-ins,
 lockouts, code failures, password resets, admin actions; WARNING when something was refused).
-Records carry structured fields in ``record.regflow`` — flow, id, event, from, to, actor, at,
-outcome — and never a submitted value: no password, code, token or address.
+Records carry structured fields in ``record.regflow`` — flow, flow_ref, event, from, to, actor,
+at, outcome — and never a submitted value: no password, code, token or address, and not even the
+flow's id: ``flow_ref`` is a one-way digest of it (``flow_ref(id)`` finds a flow's lines), so
+logs shipped elsewhere hold nothing that names a flow to its API.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +30,12 @@ REFUSALS = frozenset({
 
 _pending: ContextVar[list[tuple[str, bool, JournalEntry]] | None] = ContextVar(
     "regflow_audit", default=None)
+
+
+def flow_ref(flow_id: str) -> str:
+    """The name of a flow in logs: a digest of its (128-bit random) id, which cannot be turned
+    back into the id, while support staff who have the id find its lines."""
+    return hashlib.sha256(b"regflow.flow\x00" + flow_id.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 @contextmanager
@@ -50,10 +59,10 @@ def record(flow: str, security: bool, entry: JournalEntry) -> None:
 def emit(items: list[tuple[str, bool, JournalEntry]]) -> None:
     """Log committed steps."""
     for flow, security, entry in items:
-        fields = {"flow": flow, "flow_id": entry.flow_id, "event": entry.event,
+        fields = {"flow": flow, "flow_ref": flow_ref(entry.flow_id), "event": entry.event,
                   "from": entry.from_state, "to": entry.to_state, "actor": entry.actor,
                   "at": entry.at.isoformat(), "outcome": entry.outcome}
-        text = ("%(flow)s %(flow_id)s %(event)s: %(from)s -> %(to)s by %(actor)s at %(at)s"
+        text = ("%(flow)s %(flow_ref)s %(event)s: %(from)s -> %(to)s by %(actor)s at %(at)s"
                 " (%(outcome)s)")
         journal_log.info(text, fields, extra={"regflow": fields})
         refused = entry.outcome in REFUSALS

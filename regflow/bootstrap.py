@@ -11,6 +11,7 @@ from regflow.engine import Engine
 from regflow.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
 
 MEMORY_URL = "memory://"
+MIN_SECRET_BYTES = 32
 
 
 def open_store(url: str) -> Store:
@@ -91,15 +92,21 @@ def build_engine(
     on stdout when ``echo_mail``, as the demo does).
 
     ``mail_from=`` (or ``REGFLOW_MAIL_FROM``) is the From of every mail.
-    ``secret=`` (or the environment's ``REGFLOW_SECRET``) keys session tokens and request
-    hashes; without one, the engine uses the store's shared secret, made on first use and kept
-    in the database, so every process on it agrees.
+    ``secret=`` (or the environment's ``REGFLOW_SECRET``, at least 32 bytes) keys code digests,
+    request hashes and the subjects of limits; every process of a deployment needs the same.
+    Without one, the engine uses the store's shared secret, made on first use and kept in the
+    database — fine on one machine, but then a copy of the database holds the key to its code
+    digests (``regflow serve`` refuses a non-loopback host without ``REGFLOW_SECRET``).
     """
     from regflow.mail import MailComposer
 
     secret = engine_options.pop("secret", None) or os.environ.get("REGFLOW_SECRET")
     if isinstance(secret, str):
         secret = secret.encode("utf-8")
+    if secret is not None and len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"the secret (REGFLOW_SECRET) must be at least {MIN_SECRET_BYTES} bytes; "
+                         f"it is {len(secret)}: make one with `python -c \"import secrets; "
+                         f"print(secrets.token_urlsafe(32))\"`")
     mailer = open_mailer(mail, clock)
     if echo_mail:
         from regflow.adapters.console import ConsoleEchoMailer

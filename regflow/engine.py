@@ -270,8 +270,11 @@ class Engine:
         return self.store.purge(self.retention.cutoffs(self.clock.now(), self.services.limits))
 
     def admin_logins(self, session: str) -> list[dict[str, Any]]:
-        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``."""
+        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``.
+        ``sign_in_failures``: wrong passwords for the login's address, from all clients, within
+        the sign-in flow's ``lockout_window`` (what ``unlock_login`` clears)."""
         now = self.clock.now()
+        since = now - timedelta(seconds=self._lockout_window())
         with self._transaction() as tx:
             admin = sessions.require(tx, session, now, admin=True)
             return [{
@@ -279,7 +282,20 @@ class Engine:
                 "account": login.account, "role": login.role, "ready": login.ready_at <= now,
                 "ready_at": login.ready_at.isoformat().replace("+00:00", "Z"),
                 "two_factor": login.two_factor,
+                "sign_in_failures": tx.limits.count(
+                    limits.SIGN_IN_FAILURE, limits.address(self.services.secret, login.email_key),
+                    None, since)[0],
             } for login in tx.logins.of_customer(admin.customer_id)]
+
+    def _lockout_window(self) -> int:
+        """The sign-in flow's ``lockout_window`` in seconds (an hour without that flow)."""
+        try:
+            definition = self.flows.latest("sign_in")
+        except FlowNotFound:
+            return 3600
+        if "lockout_window" not in definition.settings:
+            return 3600
+        return definition.seconds("@lockout_window")
 
     def end_session(self, session: str) -> bool:
         """Sign out: end the session of a token; whether there was one."""

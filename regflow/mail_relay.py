@@ -5,7 +5,8 @@ takes it meanwhile), handed to the mailer, then marked ``sent`` in another. A tr
 (``TransientError``, an ``OSError``, an SMTP 4xx) schedules the next attempt after an exponential
 backoff with full jitter; a permanent one (an SMTP 5xx, ``MailRejected``, any other error), or
 the last allowed attempt failing, marks the mail ``failed``, journals it on its flow and logs it.
-A mail that is ``sent`` or ``failed`` is never handed to the mailer again.
+A mail that is ``sent`` or ``failed`` is never handed to the mailer again, and its body (which
+may carry a code) is emptied at that moment: only the row's metadata stays, until purged.
 
 Delivery is at least once: a relay that dies (or loses its database) after the server accepted a
 mail and before marking it sends it again once the lease has passed. The Message-ID is stable
@@ -149,18 +150,6 @@ class MailRelay:
             due = [m.id for m in tx.outbox.due(self.clock.now(), limit)]
         return self.deliver(due)
 
-    def requeue(self, mail_id: str) -> bool:
-        """Queue a ``failed`` mail again, due now with its attempts reset (after the cause, such
-        as wrong credentials, was fixed); whether it was failed."""
-        with self.store.transaction() as tx:
-            mail = tx.outbox.get(mail_id)
-            if mail is None or mail.status != "failed":
-                return False
-            mail.status, mail.attempts, mail.next_attempt_at = "queued", 0, None
-            tx.outbox.update(mail)
-        log.info("mail %s to %s queued again", mail.id, domain_of(mail.to))
-        return True
-
     def lease_for(self) -> timedelta:
         """The lease of a claim: ``lease``, or twice the mailer's timeout when that is longer."""
         timeout = getattr(self.mailer, "timeout", None)
@@ -238,6 +227,7 @@ class MailRelay:
                             mail.attempts)
                 return
             row.status = "sent"
+            row.message = b""  # the body may carry a code: gone once delivered
             row.sent_at = self.clock.now()
             row.next_attempt_at = None
             row.last_error = None
@@ -260,6 +250,7 @@ class MailRelay:
             row.last_error = reason
             if permanent or row.attempts >= self.max_attempts:
                 row.status = "failed"
+                row.message = b""  # dead: the body (maybe a code) is kept no longer
                 row.next_attempt_at = None
                 self._journal(tx, row, now, "mail_rejected" if rejected(exc) else "mail_failed")
             else:

@@ -105,7 +105,7 @@ def submit_email(engine: regflow.Engine, email: str, account: str = "abcd8-01",
                  lang: str | None = None) -> Snapshot:
     """Start a registration on ``account`` and submit ``email``."""
     snap = engine.start("registration", {"account": account}, lang=lang)
-    return engine.send(snap.id, "submit", {"email": email})
+    return engine.send(snap, "submit", {"email": email})
 
 
 def to_details(engine: regflow.Engine, email: str, account: str = "abcd8-01",
@@ -113,7 +113,7 @@ def to_details(engine: regflow.Engine, email: str, account: str = "abcd8-01",
     """Start a registration and get it to the details screen (e-mail and code done)."""
     snap = submit_email(engine, email, account, lang)
     assert snap.state == "enter_code", message_ids(snap)
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "details", message_ids(snap)
     return snap
 
@@ -123,7 +123,7 @@ def register(engine: regflow.Engine, account: str, email: str, *, customer_id: s
              lang: str | None = None) -> Snapshot:
     """Drive a whole registration; the snapshot after the details were submitted."""
     snap = to_details(engine, email, account, lang)
-    return engine.send(snap.id, "submit", details(
+    return engine.send(snap, "submit", details(
         password=password, customer_id=customer_id, tel=tel, display_name=display_name))
 
 

@@ -93,16 +93,16 @@ def enroll_other(engine: regflow.Engine, account: str, email: str) -> str:
 def sign_in_flow(engine: regflow.Engine, account: str, email: str) -> Snapshot:
     """Start a sign-in on ``account`` and submit the credentials."""
     snap = engine.start("sign_in", {"account": account})
-    return engine.send(snap.id, "submit", {"email": email, "password": PASSWORD})
+    return engine.send(snap, "submit", {"email": email, "password": PASSWORD})
 
 
 def sign_in(engine: regflow.Engine, account: str, email: str) -> str:
     """Sign in all the way (second factor and link prompt as asked); the session token."""
     snap = sign_in_flow(engine, account, email)
     if snap.state == "second_factor":
-        snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+        snap = engine.send(snap, "submit", {"code": last_code(engine)})
     if snap.state == "link_prompt":
-        snap = engine.send(snap.id, "submit")
+        snap = engine.send(snap, "submit")
     assert snap.state == "signed_in", (snap.state, message_ids(snap))
     assert snap.session
     return snap.session
@@ -113,7 +113,7 @@ def admin_flow(engine: regflow.Engine, flow: str, session: str | None, target: s
     """Start an admin flow (with ``target`` if given) and submit its confirm screen."""
     snap = engine.start(flow, {"target": target} if target is not None else {}, session=session)
     assert snap.state == "confirm"
-    return engine.send(snap.id, "submit", data, session=session)
+    return engine.send(snap, "submit", data, session=session)
 
 
 def assert_journaled(engine: regflow.Engine, flow_id: str, actor: str, *events: str) -> None:
@@ -237,7 +237,7 @@ def test_targeted_flows_need_the_admin_of_the_targets_customer(
             engine.start(flow, {"target": target}, session=token)
     snap = engine.start(flow, {"target": t.hana}, session=t.taro_token)
     assert (snap.state, action_events(snap)) == ("confirm", ["submit", "cancel"])
-    snap = engine.send(snap.id, "cancel", session=t.taro_token)
+    snap = engine.send(snap, "cancel", session=t.taro_token)
     assert (snap.state, snap.status) == ("cancelled", "cancelled")
     assert_journaled(engine, snap.id, t.taro, "start", "cancel")
     hana = login_of(engine, HANA)
@@ -269,15 +269,15 @@ def test_send_with_another_logins_session_is_forbidden(engine: regflow.Engine,
     own = engine.start("set_two_factor", session=t.hana_token)
     for token in (t.hana_token, t.ken_token, None, *GARBAGE_TOKENS):
         with pytest.raises(regflow.Forbidden):
-            engine.send(delete.id, "submit", session=token)
+            engine.send(delete, "submit", session=token)
     for token in (t.taro_token, t.ken_token, None):
         with pytest.raises(regflow.Forbidden):
-            engine.send(own.id, "submit", {"enabled": True}, session=token)
-    assert engine.get(delete.id).state == "confirm"
-    assert engine.get(own.id).state == "confirm"
+            engine.send(own, "submit", {"enabled": True}, session=token)
+    assert engine.get(delete).state == "confirm"
+    assert engine.get(own).state == "confirm"
     assert has_login(engine, HANA)
     assert login_of(engine, HANA).two_factor is False
-    assert engine.send(delete.id, "submit", session=t.taro_token).state == "done"
+    assert engine.send(delete, "submit", session=t.taro_token).state == "done"
     assert_journaled(engine, delete.id, t.taro, "start", "submit")
 
 
@@ -306,7 +306,7 @@ def test_unlink_ends_sessions_and_frees_the_seat(engine: regflow.Engine,
     frozen.tick(PROVISIONING)
     waiting = sign_in_flow(engine, "abcd8-02", JIRO)
     assert waiting.state == "link_prompt"
-    waiting = engine.send(waiting.id, "submit")
+    waiting = engine.send(waiting, "submit")
     assert (waiting.state, message_ids(waiting)) == ("link_prompt", ["account_taken"])
 
     snap = admin_flow(engine, "unlink_login", t.taro_token, t.hana)
@@ -319,7 +319,7 @@ def test_unlink_ends_sessions_and_frees_the_seat(engine: regflow.Engine,
     assert {r["email"]: r["account"] for r in engine.admin_logins(t.taro_token)} == {
         TARO: "abcd8-01", HANA: None, JIRO: None}
 
-    waiting = engine.send(waiting.id, "submit")
+    waiting = engine.send(waiting, "submit")
     assert waiting.state == "signed_in"
     assert login_of(engine, JIRO).account == "abcd8-02"
     assert login_of(engine, JIRO).id == jiro
@@ -336,7 +336,7 @@ def test_delete_frees_a_seat_and_kills_sessions(engine: regflow.Engine,
     t = team(engine, frozen)
     enroll(engine, "abcd8-03", JIRO)
     fourth = to_details(engine, SABURO, "abcd8-03")
-    fourth = engine.send(fourth.id, "submit", details())
+    fourth = engine.send(fourth, "submit", details())
     assert (fourth.state, message_ids(fourth)) == ("details", ["license_full"])
     pending = engine.start("set_two_factor", session=t.hana_token)  # started before the delete
 
@@ -350,9 +350,9 @@ def test_delete_frees_a_seat_and_kills_sessions(engine: regflow.Engine,
     with pytest.raises(regflow.Forbidden):
         engine.start("set_two_factor", session=t.hana_token)
     with pytest.raises(regflow.Forbidden):
-        engine.send(pending.id, "submit", {"enabled": True}, session=t.hana_token)
+        engine.send(pending, "submit", {"enabled": True}, session=t.hana_token)
 
-    fourth = engine.send(fourth.id, "submit", details())
+    fourth = engine.send(fourth, "submit", details())
     assert fourth.state == "provisioning", message_ids(fourth)
     assert sorted(r["email"] for r in engine.admin_logins(t.taro_token)) == [JIRO, SABURO, TARO]
 
@@ -367,7 +367,7 @@ def test_delete_kills_pending_codes(engine: regflow.Engine, frozen: FrozenDateTi
     assert second.state == "second_factor"
     sign_in_code = last_code(engine)
     reset = engine.start("password_reset")
-    reset = engine.send(reset.id, "submit", {"email": HANA})
+    reset = engine.send(reset, "submit", {"email": HANA})
     assert reset.state == "enter_code"
     reset_code = last_code(engine)
 
@@ -376,10 +376,10 @@ def test_delete_kills_pending_codes(engine: regflow.Engine, frozen: FrozenDateTi
     assert again != t.hana
     frozen.tick(PROVISIONING)
 
-    second = engine.send(second.id, "submit", {"code": sign_in_code})
+    second = engine.send(second, "submit", {"code": sign_in_code})
     assert second.state != "signed_in"
     assert second.session is None
-    reset = engine.send(reset.id, "submit", {"code": reset_code})
+    reset = engine.send(reset, "submit", {"code": reset_code})
     assert (reset.state, message_ids(reset)) == ("enter_code", ["code_void"])
     assert login_of(engine, HANA).id == again
     assert sign_in(engine, "abcd8-02", HANA)  # the new login signs in (no 2FA: a fresh login)
@@ -416,11 +416,11 @@ def test_transfer_admin_only_to_a_ready_login(engine: regflow.Engine,
     hana = enroll(engine, "abcd8-02", HANA)
     snap = engine.start("transfer_admin", {"target": hana}, session=taro_token)
     frozen.tick(PROVISIONING - SECOND)
-    snap = engine.send(snap.id, "submit", session=taro_token)
+    snap = engine.send(snap, "submit", session=taro_token)
     assert (snap.state, message_ids(snap)) == ("confirm", ["target_not_ready"])
     assert login_of(engine, HANA).role == "member"
     frozen.tick(SECOND)
-    snap = engine.send(snap.id, "submit", session=taro_token)
+    snap = engine.send(snap, "submit", session=taro_token)
     assert (snap.state, snap.status) == ("done", "completed")
     assert_journaled(engine, snap.id, taro, "start", "submit", "submit")
     assert (login_of(engine, TARO).role, login_of(engine, HANA).role) == ("member", "admin")
@@ -448,9 +448,9 @@ def test_admin_flow_started_before_a_transfer_is_refused(engine: regflow.Engine,
     pending = engine.start("delete_login", {"target": jiro}, session=t.taro_token)
     assert admin_flow(engine, "transfer_admin", t.taro_token, t.hana).state == "done"
     with pytest.raises(regflow.Forbidden):
-        engine.send(pending.id, "submit", session=t.taro_token)
+        engine.send(pending, "submit", session=t.taro_token)
     assert has_login(engine, JIRO)
-    assert engine.get(pending.id).state == "confirm"
+    assert engine.get(pending).state == "confirm"
 
 
 # ---- second factor -----------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 Every answer the client gets is checked against the OpenAPI document the server publishes: the
 status must be documented for the operation and the body must match the documented schema.
+The client keeps the ``flow_token`` of every snapshot it is given and sends it back as
+``Regflow-Flow-Token`` (SPEC 4.1), as any front end does; ``bare=True`` sends a request without.
+After each answer it waits until the server delivered the mail of that request (mail goes out
+after the answer, on another thread), so the tests read the mailer deterministically.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,14 +30,16 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
 import regflow
-from regflow.web import create_app
+from regflow.web import create_app, wait_for_mail
 from regflow.web.openapi import openapi_document
 
 TARO = "taro@example.jp"
 HANAKO = "hanako@example.jp"
 JIRO = "jiro@example.jp"
 JSON = {"Content-Type": "application/json"}
-LOGIN_KEYS = {"id", "email", "display_name", "account", "role", "ready", "ready_at", "two_factor"}
+TOKEN = "Regflow-Flow-Token"
+LOGIN_KEYS = {"id", "email", "display_name", "account", "role", "ready", "ready_at", "two_factor",
+              "sign_in_failures"}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -60,16 +69,22 @@ class Answer:
 class Api:
     """A client of one live server that checks every answer against the published OpenAPI."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, settle: Callable[[], object] = lambda: None) -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.settle = settle
+        self.tokens: dict[str, str] = {}  # flow id → the flow token this client was given
         self.doc: dict[str, Any] = self.send("GET", "/api/openapi.json", check=False).json
 
     def send(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-             headers: dict[str, str] | None = None, check: bool = True) -> Answer:
-        """Send a request (``body`` as JSON, or ``raw`` bytes as they are)."""
+             headers: dict[str, str] | None = None, check: bool = True, bare: bool = False) -> Answer:
+        """Send a request (``body`` as JSON, or ``raw`` bytes as they are), with the flow's
+        token when the path names a flow this client knows (never with ``bare``)."""
         payload = raw if raw is not None else None if body is None else json.dumps(body).encode()
         sent = {**(JSON if payload is not None else {}), **(headers or {})}
+        named = re.fullmatch(r"/api/flows/([^/?]+)(?:/events/[^/?]+)?(?:\?.*)?", path)
+        if not bare and named and named.group(1) in self.tokens and TOKEN not in sent:
+            sent[TOKEN] = self.tokens[named.group(1)]
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             conn.request(method, path, body=payload, headers=sent)
@@ -77,11 +92,20 @@ class Api:
             answer = Answer(response.status, dict(response.getheaders()), response.read())
         finally:
             conn.close()
+        self.settle()
         assert answer.header("Content-Type") == "application/json", answer
         assert answer.header("Content-Language") in ("ja", "en"), answer
         if check:
             self.conforms(method, path, answer)
+        self.remember(answer)
         return answer
+
+    def remember(self, answer: Answer) -> None:
+        """Keep the flow token of a snapshot in the answer (also inside a 410's body)."""
+        body = answer.json
+        for snap in (body, body.get("snapshot")) if isinstance(body, dict) else ():
+            if isinstance(snap, dict) and isinstance(snap.get("flow_token"), str):
+                self.tokens[snap["id"]] = snap["flow_token"]
 
     def conforms(self, method: str, path: str, answer: Answer) -> None:
         """The status is documented for the operation and the body matches its schema."""
@@ -133,7 +157,7 @@ def app(engine: regflow.Engine) -> Any:
 def api(app: Any) -> Iterator[Api]:
     """A client of the app served by waitress on loopback."""
     with serving(app) as base:
-        yield Api(base)
+        yield Api(base, settle=lambda: wait_for_mail(app))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -521,3 +545,185 @@ def test_the_openapi_document_is_valid_and_names_every_route_flow_and_event(
     for flow in flows.values():
         assert set(flow["events"]) <= set(schemas["EventName"]["enum"])
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+# ---- flows bound to the client that started them (SPEC 4.1) ----------------------------------
+
+def same_404(answer: Answer, unknown: Answer, flow_id: str, unknown_id: str) -> None:
+    """``answer`` (about ``flow_id``) is the 404 that ``unknown`` (about an id that does not
+    exist, of the same length) is: status, headers but Date, and body with the id swapped."""
+    assert answer.status == unknown.status == 404, (answer, unknown)
+    assert answer.json == json.loads(unknown.raw.decode().replace(unknown_id, flow_id))
+    assert answer.json["error"] == "flow_not_found"
+    assert {k: v for k, v in answer.headers.items() if k != "Date"} == {
+        k: v for k, v in unknown.headers.items() if k != "Date"}
+
+
+def test_the_start_answer_carries_a_flow_token_that_later_answers_repeat(api: Api) -> None:
+    """201 has ``flow_token`` (≥128 bits); GET and events with it answer it again."""
+    answer = api.start("registration", {"account": "abcd8-01"})
+    token = answer.json["flow_token"]
+    assert isinstance(token, str)
+    assert len(token) >= 22  # 128 bits are 22 characters of URL-safe base64
+    assert token != api.start("registration", {"account": "abcd8-01"}).json["flow_token"]
+    flow_id = answer.json["id"]
+    again = api.get(flow_id, headers={TOKEN: token})
+    assert (again.status, again.json["flow_token"]) == (200, token)
+    sent = api.event(flow_id, "submit", {"email": TARO}, headers={TOKEN: token})
+    assert (sent.status, sent.json["state"], sent.json["flow_token"]) == (200, "enter_code", token)
+
+
+def test_a_request_without_the_flow_token_or_with_another_is_404_as_for_an_unknown_id(
+        api: Api, engine: regflow.Engine) -> None:
+    """No header, another flow's token, a made-up or empty one: the 404 of an id that does not
+    exist, byte for byte but the id; the flow is untouched and no mail is sent."""
+    mine, other = started(api), started(api)
+    flow_id = mine["id"]
+    unknown_id = "A" * len(flow_id)
+    unknown_get = api.get(unknown_id, bare=True)
+    unknown_event = api.event(unknown_id, "submit", {"email": TARO}, bare=True)
+    for headers in ({}, {TOKEN: other["flow_token"]}, {TOKEN: mine["flow_token"][:-1]},
+                    {TOKEN: "x" * 300}, {TOKEN: ""}, {TOKEN.lower(): other["flow_token"]}):
+        same_404(api.get(flow_id, headers=headers, bare=True), unknown_get, flow_id, unknown_id)
+        event = api.event(flow_id, "submit", {"email": TARO}, headers=headers, bare=True)
+        same_404(event, unknown_event, flow_id, unknown_id)
+    assert mail_count(engine) == 0
+    kept = api.get(flow_id)
+    assert (kept.status, kept.json["state"]) == (200, "enter_email")
+
+
+def test_an_idempotency_key_replays_only_to_the_holder_of_the_token(
+        api: Api, engine: regflow.Engine) -> None:
+    """The replay of a remembered answer also needs the token: without it, or with another
+    flow's, 404 as for an unknown id; with it, the first answer again (token included)."""
+    snap, other = started(api), started(api)
+    key = {"Idempotency-Key": "replay-needs-the-token"}
+    first = api.event(snap["id"], "submit", {"email": TARO}, headers=key)
+    assert (first.status, first.json["state"]) == (200, "enter_code")
+    unknown_id = "B" * len(snap["id"])
+    unknown = api.event(unknown_id, "submit", {"email": TARO}, headers=key, bare=True)
+    for headers in (key, {**key, TOKEN: other["flow_token"]}):
+        replay = api.event(snap["id"], "submit", {"email": TARO}, headers=headers, bare=True)
+        same_404(replay, unknown, snap["id"], unknown_id)
+    again = api.event(snap["id"], "submit", {"email": TARO}, headers=key)
+    assert (again.status, again.json) == (200, first.json)
+    assert again.json["flow_token"] == snap["flow_token"]
+    assert mail_count(engine) == 1
+
+
+def test_a_hand_over_answers_the_new_flows_token(api: Api) -> None:
+    """create_account answers the registration's own token: it opens the new flow, the sign-in's
+    does not (and the new one does not open the sign-in)."""
+    sign = api.start("sign_in", {"account": "abcd8-01"}).json
+    reg = api.event(sign["id"], "create_account").json
+    assert reg["flow"] == "registration"
+    assert reg["flow_token"] not in (None, sign["flow_token"])
+    assert api.get(reg["id"], headers={TOKEN: reg["flow_token"]}).status == 200
+    assert api.get(reg["id"], headers={TOKEN: sign["flow_token"]}, bare=True).status == 404
+    assert api.get(sign["id"], headers={TOKEN: reg["flow_token"]}, bare=True).status == 404
+    old = api.get(sign["id"], headers={TOKEN: sign["flow_token"]})
+    assert (old.status, old.json["status"]) == (200, "completed")
+
+
+def test_the_sixth_code_mail_to_one_address_in_15_minutes_is_429(
+        api: Api, engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """SPEC 5: at most 5 code mails per address in 15 minutes, across flows. The sixth
+    registration to the address answers 429 rate_limited with Retry-After (900 s: the five were
+    sent at one instant) and sends nothing; at 15 minutes one more is allowed."""
+    for _ in range(5):
+        sent = api.event(started(api)["id"], "submit", {"email": TARO})
+        assert (sent.status, sent.json["state"]) == (200, "enter_code")
+    assert mail_count(engine) == 5
+    sixth = started(api)
+    refused = api.event(sixth["id"], "submit", {"email": "Taro@Example.jp"})
+    assert refused.status == 429
+    assert refused.header("Retry-After") == "900"
+    assert refused.json["error"] == "rate_limited"
+    assert refused.json["retry_after"] == 900
+    assert refused.json["text"] == "試行回数が上限に達しました。しばらくしてからもう一度お試しください。"
+    assert refused.json["detail"]
+    english = api.event(sixth["id"], "submit", {"email": TARO}, headers={"Accept-Language": "en"})
+    assert (english.status, english.json["text"]) == (
+        429, "Too many attempts. Please wait a while and try again.")
+    assert mail_count(engine) == 5
+    assert api.get(sixth["id"]).json["state"] == "enter_email"
+    frozen.tick(timedelta(seconds=899))
+    late = api.event(sixth["id"], "submit", {"email": TARO})
+    assert (late.status, late.header("Retry-After")) == (429, "1")
+    frozen.tick(timedelta(seconds=1))
+    allowed = api.event(sixth["id"], "submit", {"email": TARO})
+    assert (allowed.status, allowed.json["state"]) == (200, "enter_code")
+    assert mail_count(engine) == 6
+
+
+def test_flows_started_per_client_are_limited_with_429(make_engine: Any) -> None:
+    """The client address of the request is what the per-client limit counts: with a limit of
+    3 starts in 10 minutes the fourth start over HTTP is 429 with Retry-After 600, while
+    in-process starts (no client) are not counted."""
+    from regflow.limits import Limits, Rate
+
+    engine = make_engine(limits=Limits(starts=(Rate(3, 600),)))
+    app = create_app(engine)
+    with serving(app) as base:
+        client = Api(base, settle=lambda: wait_for_mail(app))
+        for _ in range(3):
+            assert client.start("registration", {"account": "abcd8-01"}).status == 201
+        for _ in range(5):
+            engine.start("registration", {"account": "abcd8-01"})
+        refused = client.start("registration", {"account": "abcd8-01"})
+        assert (refused.status, refused.json["error"]) == (429, "rate_limited")
+        assert refused.header("Retry-After") == "600"
+        assert refused.json["retry_after"] == 600
+
+
+def test_every_api_answer_carries_the_security_headers(api: Api, app: Any) -> None:
+    """Frames denied, powerful features off; HSTS only over HTTPS."""
+    answers = [api.start("registration", {"account": "abcd8-01"}), api.get("no-such-flow"),
+               api.send("GET", "/api/openapi.json", check=False), api.send("GET", "/api/nope")]
+    for answer in answers:
+        assert answer.header("X-Frame-Options") == "DENY"
+        assert answer.header("Permissions-Policy") == (
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+        assert answer.header("X-Content-Type-Options") == "nosniff"
+        assert answer.header("Strict-Transport-Security") is None
+    secure = app.test_client().get("/api/openapi.json", base_url="https://regflow.example")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert secure.headers["X-Frame-Options"] == "DENY"
+
+
+class GatedMailer:
+    """A mailer that holds every mail until the test opens the gate; it notes when a delivery
+    began."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.began = threading.Event()
+
+    def send(self, message: EmailMessage) -> None:
+        """Wait for the gate (at most 10 s), then hand the mail on."""
+        self.began.set()
+        self.gate.wait(10)
+        self.inner.send(message)
+
+
+def test_mail_goes_out_after_the_answer(engine: regflow.Engine) -> None:
+    """An answer never waits for its mail: with a mailer that blocks, the answer to "send a
+    code" arrives while the mail is still held; once the mailer lets go, the mail arrives."""
+    gated = GatedMailer(engine.relay.mailer)
+    engine.relay.mailer = gated
+    app = create_app(engine)
+    with serving(app) as base:
+        client = Api(base)  # no waiting for mail after answers
+        snap = client.start("registration", {"account": "abcd8-01"}).json
+        began = time.monotonic()
+        answer = client.event(snap["id"], "submit", {"email": TARO})
+        took = time.monotonic() - began
+        assert (answer.status, answer.json["state"]) == (200, "enter_code")
+        assert took < 5, took  # the mailer holds the mail for 10 s
+        assert gated.began.wait(5)  # delivery was under way, after the answer
+        assert mail_count(engine) == 0
+        gated.gate.set()
+        assert wait_for_mail(app)
+        assert mail_count(engine) == 1
+        assert last_code(engine)

@@ -1,7 +1,9 @@
 """The HTML front end (SPEC 4.2) in a real browser: Playwright drives Debian's chromium.
 
 The app runs on a real waitress server for an engine on a ManualClock (2026-03-02 00:00 UTC,
-09:00 in Tokyo), so the tests move time past provisioning without sleeping. Every screen passed
+09:00 in Tokyo), so the tests move time past provisioning without sleeping. Flows made in-process
+are opened in the browser by giving it their token's cookie, as a launch would have. The server
+sends mail after its answers, so the tests wait for it before they read the mailer. Every screen passed
 through is saved as a full-page PNG under ``docs/screenshots`` (480×900, scale 1): the pictures of
 ``docs/screens.md``, rewritten on every run, CI included.
 """
@@ -30,15 +32,14 @@ from flows import (  # noqa: E402
     details,
     last_code,
     mail_count,
-    register,
-    to_details,
     wrong_code,
 )
 from live_server import serving  # noqa: E402
 from playwright.sync_api import Browser, Cookie, Locator, Page, expect, sync_playwright  # noqa: E402
 
 import regflow  # noqa: E402
-from regflow.web import create_app  # noqa: E402
+from regflow.screens import Snapshot  # noqa: E402
+from regflow.web import create_app, wait_for_mail  # noqa: E402
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 09:00 in Asia/Tokyo
 PRODUCT = "次世代型社労法務システム"
@@ -50,6 +51,7 @@ HANA = "hana@example.jp"
 NEW_PASSWORD = "Zr4!tLw9qB"
 PROVISIONING = 600
 SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+APPS: dict[int, Any] = {}  # id(engine) → the app serving it (to wait for its mail)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
@@ -84,7 +86,8 @@ def engine(clock: regflow.ManualClock) -> regflow.Engine:
 @pytest.fixture
 def page(chromium: Browser, engine: regflow.Engine) -> Iterator[Page]:
     """A fresh phone-sized tab (Japanese browser) on a real server for the engine."""
-    with serving(create_app(engine)) as base:
+    app = APPS[id(engine)] = create_app(engine)
+    with serving(app) as base:
         context = chromium.new_context(base_url=base, viewport={"width": 480, "height": 900},
                                        device_scale_factor=1, locale="ja-JP")
         context.set_default_timeout(10_000)
@@ -97,6 +100,7 @@ def page(chromium: Browser, engine: regflow.Engine) -> Iterator[Page]:
             yield tab
         finally:
             context.close()
+            del APPS[id(engine)]
         assert complaints == []
 
 
@@ -153,6 +157,48 @@ def sign_in(page: Page, email: str = EMAIL, password: str = PASSWORD) -> None:
     heading(page, "サインインしました")
 
 
+def settled(engine: regflow.Engine) -> regflow.Engine:
+    """The engine, once the server delivered the mail of every request answered so far."""
+    if id(engine) in APPS:
+        assert wait_for_mail(APPS[id(engine)])
+    return engine
+
+
+def newest_code(engine: regflow.Engine) -> str:
+    """The code of the newest mail, once the server's mail is out."""
+    return last_code(settled(engine))
+
+
+def mails_sent(engine: regflow.Engine) -> int:
+    """How many mails were sent, once the server's mail is out."""
+    return mail_count(settled(engine))
+
+
+def to_details(engine: regflow.Engine, email: str, account: str = SEAT) -> Snapshot:
+    """A registration in-process up to 詳細の追加 (each call passes the last snapshot, its token
+    with it)."""
+    snap = engine.start("registration", {"account": account})
+    snap = engine.send(snap, "submit", {"email": email})
+    snap = engine.send(snap, "submit", {"code": newest_code(engine)})
+    assert snap.state == "details", snap.screen.messages
+    return snap
+
+
+def register(engine: regflow.Engine, account: str, email: str, **options: str) -> Snapshot:
+    """A whole registration in-process; the snapshot after the details (provisioning)."""
+    return engine.send(to_details(engine, email, account), "submit", details(**options))
+
+
+def open_flow(page: Page, snap: Snapshot) -> None:
+    """Open a flow made in-process: the browser gets the flow's cookie, then its page."""
+    assert snap.flow_token is not None
+    path = f"/flows/{snap.id}"
+    page.context.add_cookies([{"name": "regflow_flow", "value": snap.flow_token,
+                               "domain": "127.0.0.1", "path": path, "httpOnly": True,
+                               "sameSite": "Lax"}])
+    page.goto(path)
+
+
 def ready_login(engine: regflow.Engine, clock: regflow.ManualClock, account: str = SEAT,
                 email: str = EMAIL, **options: str) -> None:
     """A login registered through the engine (quicker than the pages) and provisioned."""
@@ -181,7 +227,7 @@ def test_registration_in_japanese(page: Page, engine: regflow.Engine) -> None:
     heading(page, "コードの入力")
     expect(page.locator("p.text")).to_have_text(f"{EMAIL} にコードを送信しました")
     shot(page, "registration-enter_code")
-    code = last_code(engine)  # the outbox: engine.mailer.messages[-1]
+    code = newest_code(engine)  # the outbox: engine.mailer.messages[-1]
     field(page, "code").fill(wrong_code(code))
     press(page, "次へ")
     expect(page.locator("p.msg.error")).to_contain_text("コードが正しくありません")
@@ -222,7 +268,7 @@ def test_registration_in_japanese(page: Page, engine: regflow.Engine) -> None:
     expect(page.locator("form[method=post]")).to_have_count(0)  # nothing to press: it waits
     shot(page, "registration-provisioning")
     attempt = engine.start("sign_in", {"account": SEAT})
-    attempt = engine.send(attempt.id, "submit", {"email": EMAIL, "password": PASSWORD})
+    attempt = engine.send(attempt, "submit", {"email": EMAIL, "password": PASSWORD})
     assert [m.id for m in attempt.screen.messages] == ["not_ready"]  # the login exists, not yet ready
 
 
@@ -231,7 +277,7 @@ def test_provisioning_wait_ends_at_ten_minutes(page: Page, engine: regflow.Engin
     """9:59 after: still 確認 (and a 1 s refresh); one more second: the page turns to 完了 by itself."""
     launch(page)  # the seat this browser was opened for (the sign-in link at the end)
     snap = register(engine, SEAT, EMAIL)
-    page.goto(f"/flows/{snap.id}")
+    open_flow(page, snap)
     heading(page, "確認")
     clock.advance(PROVISIONING - 1)
     page.reload()
@@ -305,15 +351,15 @@ def test_two_factor_sign_in(page: Page, engine: regflow.Engine, clock: regflow.M
     heading(page, "サインイン")
     expect(page.locator("p.msg.info")).to_have_text("サインアウトしました。")
     assert session_cookie(page) is None
-    sent = mail_count(engine)
+    sent = mails_sent(engine)
     field(page, "email").fill(EMAIL)
     field(page, "password").fill(PASSWORD)
     press(page, "サインイン")
     heading(page, "コードの入力")
     expect(page.locator("p.text")).to_have_text(f"{EMAIL} にコードを送信しました")
-    assert mail_count(engine) == sent + 1
+    assert mails_sent(engine) == sent + 1
     shot(page, "sign_in-second_factor")
-    field(page, "code").fill(last_code(engine))
+    field(page, "code").fill(newest_code(engine))
     press(page, "次へ")
     heading(page, "サインインしました")
     cookie = session_cookie(page)
@@ -423,7 +469,7 @@ def test_password_reset(page: Page, engine: regflow.Engine, clock: regflow.Manua
     press(page, "次へ")
     heading(page, "コードの入力")
     shot(page, "password_reset-enter_code")
-    field(page, "code").fill(last_code(engine))
+    field(page, "code").fill(newest_code(engine))
     press(page, "次へ")
     heading(page, "新しいパスワード")
     shot(page, "password_reset-new_password")
@@ -454,9 +500,9 @@ def test_the_remaining_screens(chromium: Browser, page: Page, engine: regflow.En
 
     snap = to_details(engine, EMAIL)  # five contract mismatches
     for _ in range(5):
-        snap = engine.send(snap.id, "submit", details(customer_id="289999"))
+        snap = engine.send(snap, "submit", details(customer_id="289999"))
     assert snap.state == "failed", snap.screen.messages
-    page.goto(f"/flows/{snap.id}")
+    open_flow(page, snap)
     heading(page, "手続きを完了できませんでした")
     expect(page.locator("p.msg.error")).to_have_count(1)
     shot(page, "registration-failed")
@@ -466,15 +512,26 @@ def test_the_remaining_screens(chromium: Browser, page: Page, engine: regflow.En
     register(engine, "abcd8-02", HANA, display_name="花子")
     clock.advance(PROVISIONING)
     attempt = engine.start("sign_in", {"account": "abcd8-02"})
-    attempt = engine.send(attempt.id, "submit", {"email": HANA, "password": PASSWORD})
+    attempt = engine.send(attempt, "submit", {"email": HANA, "password": PASSWORD})
     assert attempt.state == "link_prompt", attempt.screen.messages
-    assert engine.send(attempt.id, "submit", {}).state == "signed_in"
+    assert engine.send(attempt, "submit", {}).state == "signed_in"
     sign_in(page)
 
     def hana_button(label: str) -> None:
         page.goto("/admin")
         heading(page, "アカウント管理")
         click(page, page.locator("tbody tr").filter(has_text=HANA).get_by_role("button", name=label))
+
+    for _ in range(10):  # 花子's address locked out after 10 wrong passwords: ロック解除 appears
+        wrong = engine.start("sign_in", {"account": "abcd8-02"})
+        engine.send(wrong, "submit", {"email": HANA, "password": "Wrong-pass-1"})
+    hana_button("ロック解除")
+    heading(page, "ロックの解除")
+    expect(page.locator("p.text")).to_contain_text("花子（hana@example.jp）")
+    shot(page, "unlock_login-confirm")
+    press(page, "ロックを解除する")
+    heading(page, "ロックを解除しました")
+    shot(page, "unlock_login-done")
 
     hana_button("紐づけ解除")
     heading(page, "紐づけの解除")
@@ -520,3 +577,29 @@ def test_the_remaining_screens(chromium: Browser, page: Page, engine: regflow.En
             shot(tab, "sign_in-legacy")
         finally:
             context.close()
+
+
+def test_a_flow_opens_only_in_the_browser_that_started_it(chromium: Browser, page: Page) -> None:
+    """The launch leaves the flow's token in an HttpOnly, SameSite=Lax cookie for that flow's
+    page only; another browser opening the same address gets the page-not-found page."""
+    answer = page.goto(f"/?account={SEAT}")
+    assert answer is not None
+    assert answer.headers["x-frame-options"] == "DENY"
+    heading(page, "サインイン")
+    path = re.sub(r"^https?://[^/]+", "", page.url)
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "regflow_flow"]
+    assert (cookie["path"], cookie["httpOnly"], cookie["sameSite"]) == (path, True, "Lax")
+    assert cookie["secure"] is False
+    assert page.evaluate("document.cookie") == ""
+    base = page.url.removesuffix(path)
+    other = chromium.new_context(base_url=base, locale="ja-JP")
+    try:
+        tab = other.new_page()
+        stolen = tab.goto(path)
+        assert stolen is not None
+        assert stolen.status == 404
+        heading(tab, "ページが見つかりません")
+    finally:
+        other.close()
+    page.reload()
+    heading(page, "サインイン")

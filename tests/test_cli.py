@@ -40,9 +40,9 @@ def frozen() -> Iterator[FrozenDateTimeFactory]:
         yield factory
 
 
-def invoke(*args: str, input: str | None = None) -> Result:
+def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
     """Run the command line in-process."""
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False)
 
 
 def customer(tmp_path: Path, customer_id: str) -> Customer | None:
@@ -124,7 +124,8 @@ def mail_code(path: Path) -> str:
 
 
 def test_run_end_to_end(tmp_path: Path, places: list[str], frozen: FrozenDateTimeFactory) -> None:
-    """Start, stop at the code, read it from the .eml, resume, sweep the timer, see it ready."""
+    """Start, stop at the code, read it from the .eml, resume (with the flow token the hint
+    printed: by option, then from the environment), sweep the timer, see it ready."""
     assert invoke("contracts", "import", write(tmp_path / "c.csv", GOOD_CSV), *places).exit_code == 0
     first = invoke("run", "registration", "--account", "abcd8-01", "--lang", "en", *places,
                    input="taro@example.jp\n\n")
@@ -136,11 +137,22 @@ def test_run_end_to_end(tmp_path: Path, places: list[str], frozen: FrozenDateTim
     assert Path(mail.group(1)).parent == (tmp_path / "outbox").resolve()
     flow_id = flow.group(1)
     assert f"--resume {flow_id} --lang en --db sqlite:///{tmp_path}" in first.stdout
+    hint = re.search(r"To continue later: .* --flow-token=([\w-]+)$", first.stdout, re.MULTILINE)
+    assert hint is not None
+    token = hint.group(1)
+    assert len(token) >= 22  # at least 128 bits, URL-safe base64
+
+    no_token = invoke("run", "registration", "--resume", flow_id, "--lang", "en", *places)
+    assert no_token.exit_code == 2
+    assert no_token.stderr.startswith("regflow: flow_token_required: ")
+    wrong = invoke("run", "registration", "--resume", flow_id, f"--flow-token={token}x", *places)
+    assert (wrong.exit_code, wrong.stderr) == (
+        2, f"regflow: flow_not_found: no flow with id {flow_id!r}\n")
 
     details = "\n".join([mail_code(Path(mail.group(1))), "", PASSWORD, PASSWORD, "281234",
                          "山田 太郎", "03-1234-5678", "", "q"]) + "\n"
-    second = invoke("run", "registration", "--resume", flow_id, "--lang", "en", *places,
-                    input=details)
+    second = invoke("run", "registration", "--resume", flow_id, "--flow-token", token,
+                    "--lang", "en", *places, input=details)
     assert second.exit_code == 0, second.output
     assert "This continues by itself from 18:10 (Asia/Tokyo)." in second.stdout
     assert PASSWORD not in second.stdout
@@ -148,7 +160,8 @@ def test_run_end_to_end(tmp_path: Path, places: list[str], frozen: FrozenDateTim
     frozen.tick(600)
     swept = invoke("sweep", *places)
     assert swept.stdout == "Applied due timers to 1 flow(s); delivered 0 mail(s).\n"
-    last = invoke("run", "registration", "--resume", flow_id, "--lang", "en", *places)
+    last = invoke("run", "registration", "--resume", flow_id, "--lang", "en", *places,
+                  env={"REGFLOW_FLOW_TOKEN": token})
     assert last.exit_code == 0
     assert "Your account is registered" in last.stdout
     assert "The flow has ended (completed)." in last.stdout
@@ -170,7 +183,8 @@ def test_run_needs_account_or_resume(places: list[str]) -> None:
 
 def test_errors_are_one_line_with_their_id(places: list[str]) -> None:
     """RegflowError and bad URLs end in one stderr line with the message id, exit code 2."""
-    result = invoke("run", "registration", "--resume", "no-such-flow", *places)
+    result = invoke("run", "registration", "--resume", "no-such-flow", "--flow-token", "t",
+                    *places)
     assert (result.exit_code, result.stderr) == (
         2, "regflow: flow_not_found: no flow with id 'no-such-flow'\n")
     result = invoke("sweep", "--db", "mysql://nowhere")

@@ -79,21 +79,21 @@ def test_killed_between_commit_and_delivery(tmp_path: Path) -> None:
                 die()
         engine = Engine(store, Dying(), hasher=Argon2Hasher.fast())
         snap = engine.start("registration", {"account": "abcd8-01"})
-        print(snap.id, flush=True)
-        engine.send(snap.id, "submit", {"email": "taro@example.jp"})
+        print(snap.id, snap.flow_token, flush=True)
+        engine.send(snap, "submit", {"email": "taro@example.jp"})
     """, url)
     assert child.returncode == -9, child.stderr
-    flow_id = child.stdout.split()[0]
+    flow_id, token = child.stdout.split()[:2]  # the child's flow: its id and its token
 
     early = restarted(url)
-    assert early.get(flow_id).state == "enter_code"  # the step committed before the crash
+    assert early.get(flow_id, token=token).state == "enter_code"  # the step committed before the crash
     assert early.deliver() == 0  # the claim's lease still holds
     engine = restarted(url, later=timedelta(seconds=61))
     assert engine.deliver() == 1
     assert engine.deliver() == 0
     assert len(sent(engine)) == 1
     code = codes_in(sent(engine)[0])[0]
-    assert engine.send(flow_id, "submit", {"code": code}).state == "details"
+    assert engine.send(flow_id, "submit", {"code": code}, token=token).state == "details"
 
 
 def test_killed_after_sending_before_marking(tmp_path: Path) -> None:
@@ -108,8 +108,8 @@ def test_killed_after_sending_before_marking(tmp_path: Path) -> None:
                 die()
         engine = Engine(store, SendThenDie(), hasher=Argon2Hasher.fast())
         snap = engine.start("registration", {"account": "abcd8-01"})
-        print(snap.id, flush=True)
-        engine.send(snap.id, "submit", {"email": "taro@example.jp"})
+        print(snap.id, snap.flow_token, flush=True)
+        engine.send(snap, "submit", {"email": "taro@example.jp"})
     """, url, str(out))
     assert child.returncode == -9, child.stderr
     first = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
@@ -130,21 +130,21 @@ def test_killed_inside_the_provisioner(tmp_path: Path) -> None:
         mailer = MemoryMailer()
         engine = Engine(store, mailer, hasher=Argon2Hasher.fast(), provisioner=Dying())
         snap = engine.start("registration", {"account": "abcd8-01"})
-        print(snap.id, flush=True)
-        snap = engine.send(snap.id, "submit", {"email": "taro@example.jp"})
-        snap = engine.send(snap.id, "submit", {"code": code_of(mailer)})
-        engine.send(snap.id, "submit", {
+        print(snap.id, snap.flow_token, flush=True)
+        snap = engine.send(snap, "submit", {"email": "taro@example.jp"})
+        snap = engine.send(snap, "submit", {"code": code_of(mailer)})
+        engine.send(snap, "submit", {
             "password": sys.argv[2], "password_confirm": sys.argv[2], "customer_id": "281234",
             "display_name": "Taro", "tel": "03-1234-5678"})
     """, url, PASSWORD)
     assert child.returncode == -9, child.stderr
-    flow_id = child.stdout.split()[0]
+    flow_id, token = child.stdout.split()[:2]  # the child's flow: its id and its token
 
     engine = restarted(url)
     with engine.store.transaction() as tx:
         assert tx.logins.count("281234") == 0  # no orphan login, seat or admin
-    assert engine.get(flow_id).state == "details"
-    snap = engine.send(flow_id, "submit", details())
+    assert engine.get(flow_id, token=token).state == "details"
+    snap = engine.send(flow_id, "submit", details(), token=token)
     assert snap.state == "provisioning"
     with engine.store.transaction() as tx:
         logins = tx.logins.of_customer("281234")

@@ -76,7 +76,7 @@ def test_one_shared_machine_per_definition_version() -> None:
     first = engine.compiled("registration")
     for account in ("abcd8-01", "abcd8-02", "abcd8-03"):
         snap = engine.start("registration", {"account": account})
-        engine.send(snap.id, "submit", {"email": f"{account}@example.jp"})
+        engine.send(snap, "submit", {"email": f"{account}@example.jp"})
     assert engine.compiled("registration") is first
     assert first.machine.models == []
     assert first.machine.auto_transitions is False
@@ -101,11 +101,11 @@ def test_flows_in_flight_keep_their_version() -> None:
     library.add(v2)
     new = engine.start("toy")
     assert (old.version, new.version) == (1, 2)
-    old = engine.send(old.id, "submit")
-    old = engine.send(old.id, "submit")
+    old = engine.send(old, "submit")
+    old = engine.send(old, "submit")
     assert (old.state, old.status) == ("done", "completed")  # v1's b → done
-    new = engine.send(new.id, "submit")
-    new = engine.send(new.id, "submit")
+    new = engine.send(new, "submit")
+    new = engine.send(new, "submit")
     assert new.state == "a"  # v2's b → a
 
 
@@ -143,12 +143,12 @@ def test_transient_step_retries_and_keeps_form() -> None:
                     provisioner=Flaky(), rng=random.Random(1))
     engine.contracts.add(customer_id="281234", phone="0312345678", licenses=1, accounts=["s-1"])
     snap = engine.start("registration", {"account": "s-1"})
-    snap = engine.send(snap.id, "submit", {"email": "a@example.jp"})
+    snap = engine.send(snap, "submit", {"email": "a@example.jp"})
     code = _code(engine)
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     details = {"password": "Kx9!kx9!kx", "password_confirm": "Kx9!kx9!kx", "customer_id": "281234",
                "display_name": "Aoi", "tel": "03-1234-5678"}
-    snap = engine.send(snap.id, "submit", details)
+    snap = engine.send(snap, "submit", details)
     assert snap.state == "details"
     assert [m.id for m in snap.screen.messages] == ["transient_error"]
     assert {f.name: f.value for f in snap.screen.fields}["display_name"] == "Aoi"
@@ -222,7 +222,7 @@ def test_retired_version_migrates_by_declaration() -> None:
     library.add(TOY)
     engine = engine_with(library)
     old = engine.start("toy")
-    old = engine.send(old.id, "submit")
+    old = engine.send(old, "submit")
     assert (old.version, old.state) == (1, "b")
     v2 = {**TOY, "version": 2, "migrations": {"1": {"states": {"b": "b2"}}},
           "states": {"a": TOY["states"]["a"],
@@ -231,9 +231,9 @@ def test_retired_version_migrates_by_declaration() -> None:
     v2["states"]["a"] = {"screen": {"actions": ["submit"]}, "on": {"submit": "b2"}}
     library.add(v2)
     library.retire("toy", 1)
-    moved = engine.get(old.id)
+    moved = engine.get(old)
     assert (moved.version, moved.state) == (2, "b2")
-    assert engine.send(old.id, "submit").state == "done"
+    assert engine.send(old, "submit").state == "done"
     steps = [(j.event, j.from_state, j.to_state, j.actor) for j in engine.history(old.id)]
     assert ("migrate", "b", "b2", "system") in steps
 
@@ -247,9 +247,9 @@ def test_retired_version_without_migration_is_refused() -> None:
     library.add({**TOY, "version": 2})
     library.retire("toy", 1)
     with pytest.raises(regflow.VersionUnavailable, match="declares no migration"):
-        engine.get(old.id)
+        engine.get(old)
     with pytest.raises(regflow.VersionUnavailable):
-        engine.send(old.id, "submit")
+        engine.send(old, "submit")
 
 
 def test_migration_to_an_unknown_state_fails_at_load() -> None:

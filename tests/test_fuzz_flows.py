@@ -87,7 +87,10 @@ MENU: dict[tuple[str, str], list[str]] = {
     ("password_reset", "new_password"): ["submit"] * 4 + ["cancel"],
 }
 ALLOWED_ERRORS = (regflow.EventNotAllowed, regflow.FlowGone, regflow.FlowNotFound, regflow.Forbidden,
-                  regflow.InvalidContext, regflow.IdempotencyConflict)
+                  regflow.InvalidContext, regflow.IdempotencyConflict, regflow.RateLimited)
+LOCKOUT_AFTER = 10  # wrong passwords in a row for an address from one client (SPEC 2.2, 5)
+LOCKOUT_WINDOW = timedelta(hours=1)  # ... within this (sign_in lockout_window)
+LOCKOUT_MEMORY = timedelta(hours=24)  # lockouts within this double the next (lockout_memory)
 # Values the embedding may be handed for a field: wrong types, control, bidi, NUL, lone
 # surrogates, huge strings.
 HOSTILE_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(
@@ -116,6 +119,7 @@ class FlowRef:
 
     id: str
     kind: str
+    token: str | None = None  # the flow token its start (or hand-over) answered with
     email: str | None = None  # the address the flow works with, once it took one
     target: str | None = None  # admin flows: the target login id
     session: str | None = None  # flows with ``auth``: the token that started them
@@ -128,13 +132,35 @@ class FlowRef:
         return f"<{self.kind} {self.id[:6]}>"
 
 
+def ref_of(snapshot: Snapshot, kind: str, **known: Any) -> FlowRef:
+    """The run's record of a flow from the answer that started it (its id and token)."""
+    return FlowRef(snapshot.id, kind, snapshot.flow_token, **known)
+
+
 @attrs.define
 class Lock:
-    """The model of a login's run of wrong passwords (SPEC 2.2: 10 lock it, 1 min doubling to 1 h)."""
+    """The model of an address's wrong passwords from the in-process client (SPEC 2.2, 5: 10 in
+    a row within the hour lock it, 1 min doubling to 1 h with each lockout within a day),
+    whether the address has a login or not."""
 
-    failed: int = 0
-    lockouts: int = 0
-    until: datetime | None = None
+    failures: list[datetime] = attrs.Factory(list)  # wrong passwords since the last success
+    lockouts: list[tuple[datetime, datetime]] = attrs.Factory(list)  # (at, until)
+
+    def locked(self, now: datetime) -> datetime | None:
+        """Until when the address is locked out, if it is now."""
+        until = self.lockouts[-1][1] if self.lockouts else None
+        return until if until is not None and until > now else None
+
+    def fail(self, now: datetime) -> None:
+        """Count a wrong password; the 10th in a row within the window locks."""
+        self.failures.append(now)
+        since = now - LOCKOUT_WINDOW
+        if self.lockouts and self.lockouts[-1][0] > since:
+            since = self.lockouts[-1][0]  # those before the last lockout were paid for by it
+        if sum(1 for at in self.failures if at > since) < LOCKOUT_AFTER:
+            return
+        strikes = sum(1 for at, _ in self.lockouts if at > now - LOCKOUT_MEMORY)
+        self.lockouts.append((now, now + timedelta(seconds=min(3600, 60 * 2 ** strikes))))
 
 
 @attrs.define(eq=False, repr=False)
@@ -183,7 +209,8 @@ class FlowMachine(RuleBasedStateMachine):
         self.mailer: Any = self.engine.mailer
         self.seen_mails = 0
         self.passwords: dict[str, str] = {}  # email key → current password
-        self.locks: dict[str, Lock | None] = {}  # email key → lockout model (None: unknown)
+        self.locks: dict[str, Lock | None] = {}  # email key → lockout model (None: not known
+        #   after a replay; a missing key: nothing counted yet)
         self.tokens: list[Token] = []
         self.login_ids: list[str] = []  # every login id ever seen (deleted ones too)
         self.deleted: set[str] = set()
@@ -257,21 +284,25 @@ class FlowMachine(RuleBasedStateMachine):
             return data.draw(st.sampled_from(sorted(self.all_used)), label="foreign code")
         return f"{(int(newest) + 1) % 10**8:08d}"
 
+    def get(self, ref: FlowRef) -> Snapshot:
+        """The flow as it is now (with its token, as its client asks)."""
+        return self.engine.get(ref.id, token=ref.token)
+
     def keep(self, ref: FlowRef) -> Any:
         """A flow for the bundle while it is active (ended ones would only dilute it)."""
-        return ref if self.engine.get(ref.id).status == "active" else multiple()
+        return ref if self.get(ref).status == "active" else multiple()
 
     # ---- one event on a user flow, with its bookkeeping --------------------------------------
 
     def step(self, ref: FlowRef, event: str, payload: dict[str, Any] | None = None, *,
              key: str | None = None, session: str | None = None) -> list[FlowRef]:
         """Send one event to a flow and check what came of it; new flows it handed over to."""
-        before = self.engine.get(ref.id)
+        before = self.get(ref)
         self.note_mails(None)
-        result, error = self.call(self.engine.send, ref.id, event, payload, idempotency_key=key,
-                                  session=session)
+        result, error = self.call(self.engine.send, ref.id, event, payload, token=ref.token,
+                                  idempotency_key=key, session=session)
         self.note_mails(ref)
-        after = self.engine.get(ref.id)
+        after = self.get(ref)
         if key is not None:
             ref.uncertain = True
         if isinstance(error, regflow.FlowNotFound | regflow.InvalidContext) and not (
@@ -282,6 +313,12 @@ class FlowMachine(RuleBasedStateMachine):
             return []
         if before.status != "active" and error is None and key is None:
             raise AssertionError(f"{event} was taken by a {before.status} flow")
+        if isinstance(error, regflow.RateLimited):  # a limit across flows: mails or wrong codes
+            assert error.limit.split(":")[0] in ("code_mail", "wrong_code"), error.limit
+            assert event in ("submit", "resend_code"), event
+            assert event in events_of(before), (event, events_of(before))
+            assert (after.state, after.status) == (before.state, before.status)
+            return []
         if isinstance(error, regflow.EventNotAllowed):
             assert event not in events_of(before), (event, before.state, events_of(before))
             assert sorted(error.allowed) == sorted(events_of(before)), (error.allowed, events_of(before))
@@ -328,33 +365,31 @@ class FlowMachine(RuleBasedStateMachine):
                 ref.wrong += 1
 
     def check_lockout(self, result: Snapshot, payload: dict[str, Any], key: str | None) -> None:
-        """SPEC 2.2: one message for unknown/wrong; 10 wrong in a row lock 1 min, doubling to 1 h."""
+        """SPEC 2.2: one message for unknown/wrong; 10 wrong in a row lock the address (known
+        or not) for this client 1 min, doubling to 1 h; the right password ends the run."""
         email, password = payload.get("email"), payload.get("password")
         ids = [m.id for m in result.screen.messages]
         if not isinstance(email, str) or not isinstance(password, str) or any(
                 m.field for m in result.screen.messages):
             return  # refused by validation: no guard was asked
+        address, now = email_key(email), self.clock.now()
         login = self.login_by_email(email)
-        if login is None:
-            assert key is not None or ids == ["credentials_invalid"], ids
-            return
-        lock, now = self.locks.get(login.email_key), self.clock.now()
-        right = password == self.passwords.get(login.email_key)
+        right = login is not None and password == self.passwords.get(address)
+        lock = self.locks.get(address, Lock())
         if key is not None or lock is None:  # a replay may have hidden a try: known after a success
             cleared = key is None and right and "locked_out" not in ids
-            self.locks[login.email_key] = Lock() if cleared else None
+            self.locks[address] = Lock() if cleared else None
             return
-        if lock.until is not None and lock.until > now:
-            assert ids[:1] == ["locked_out"], f"locked until {lock.until}, got {ids}"
+        self.locks[address] = lock
+        until = lock.locked(now)
+        if until is not None:
+            assert ids[:1] == ["locked_out"], f"locked until {until}, got {ids}"
         elif not right:
             assert ids == ["credentials_invalid"], ids
-            lock.failed += 1
-            if lock.failed >= 10:
-                lock.until = now + timedelta(seconds=min(3600, 60 * 2 ** lock.lockouts))
-                lock.lockouts, lock.failed = lock.lockouts + 1, 0
+            lock.fail(now)
         else:
             assert not {"credentials_invalid", "locked_out"} & set(ids), ids
-            self.locks[login.email_key] = Lock()
+            self.locks[address] = Lock()
 
     def bookkeep(self, ref: FlowRef, before: Snapshot, after: Snapshot, result: Snapshot,
                  event: str, payload: dict[str, Any]) -> list[FlowRef]:
@@ -364,7 +399,8 @@ class FlowMachine(RuleBasedStateMachine):
             assert result.continue_with == {"flow": result.flow, "id": result.id}
             assert before.state == "credentials", before.state
             assert event in ("create_account", "forgot_password"), event
-            born.append(FlowRef(result.id, result.flow))
+            assert result.flow_token is not None, "a hand-over without the new flow's token"
+            born.append(ref_of(result, result.flow))
         email = payload.get("email")
         if before.state in ("enter_email", "credentials") and after.state != before.state \
                 and isinstance(email, str):
@@ -374,8 +410,7 @@ class FlowMachine(RuleBasedStateMachine):
             assert login is not None, "a registration was accepted but no login exists"
             assert login.customer_id == unicodedata.normalize("NFKC", payload["customer_id"]).strip()
             self.passwords[login.email_key] = payload["password"]
-            self.locks[login.email_key] = Lock()
-            self.remember_logins()
+            self.remember_logins()  # (wrong passwords typed for the address before still count)
         if ref.kind == "sign_in" and after.state == "signed_in" and before.state != "signed_in":
             assert result.session, "signed in without a session token"
             login = self.login_by_email(ref.email)
@@ -401,20 +436,20 @@ class FlowMachine(RuleBasedStateMachine):
                                             ("abcd8-02", ADDRESSES[3], CUSTOMERS[0]),
                                             ("wxyz5-01", ADDRESSES[5], CUSTOMERS[1])):
                 ref = self.register(seat, address, customer, PASSWORDS[0])
-                assert self.engine.get(ref.id).state == "provisioning"
+                assert self.get(ref).state == "provisioning"
             self.clock.advance(601)
             for seat, address in (("abcd8-01", ADDRESSES[0]), ("abcd8-02", ADDRESSES[3]),
                                   ("wxyz5-01", ADDRESSES[5])):
                 ref = self.sign_in(seat, address, link=True)
-                assert self.engine.get(ref.id).state == "signed_in"
+                assert self.get(ref).state == "signed_in"
             if team == "team with 2FA":
                 hana, ken = self.tokens[1].token, self.tokens[2].token
                 for kind, token in (("set_two_factor", hana), ("require_two_factor", ken)):
                     admin_ref = self.start_admin(kind, token, None)
                     assert admin_ref is not None
                     self.admin_step(admin_ref, "submit", token, {"enabled": True})
-                    assert self.engine.get(admin_ref.id).state == "done"
-        return FlowRef(self.engine.start("registration", {"account": SEATS[2]}).id, "registration")
+                    assert self.get(admin_ref).state == "done"
+        return ref_of(self.engine.start("registration", {"account": SEATS[2]}), "registration")
 
     @rule(target=flows, seat=st.sampled_from([*SEATS, UNKNOWN_SEAT]))
     def start_registration(self, seat: str) -> Any:
@@ -425,7 +460,7 @@ class FlowMachine(RuleBasedStateMachine):
             return multiple()
         assert error is None, error
         assert snap.state == "enter_email"
-        return FlowRef(snap.id, "registration")
+        return ref_of(snap, "registration")
 
     @rule(target=flows, seat=st.sampled_from([*SEATS, UNKNOWN_SEAT]))
     def start_sign_in(self, seat: str) -> Any:
@@ -437,19 +472,19 @@ class FlowMachine(RuleBasedStateMachine):
             return multiple()
         assert snap.state == "credentials"
         assert ("continue_legacy" in events_of(snap)) == (self.clock.now() < ENFORCEMENT)
-        return FlowRef(snap.id, "sign_in")
+        return ref_of(snap, "sign_in")
 
     @rule(target=flows)
     def start_password_reset(self) -> FlowRef:
         """A password reset."""
-        return FlowRef(self.engine.start("password_reset").id, "password_reset")
+        return ref_of(self.engine.start("password_reset"), "password_reset")
 
     # ---- rules: driving user flows -----------------------------------------------------------
 
     @rule(target=flows, ref=flows, data=st.data())
     def drive(self, ref: FlowRef, data: st.DataObject) -> Any:
         """The next event of a user flow: mostly what its screen offers, with right or wrong data."""
-        snap = self.engine.get(ref.id)
+        snap = self.get(ref)
         menu = MENU.get((ref.kind, snap.state), [])
         event = data.draw(st.sampled_from(menu) if menu and data.draw(st.integers(0, 9)) else
                           st.sampled_from(EVENTS), label="event")
@@ -463,7 +498,7 @@ class FlowMachine(RuleBasedStateMachine):
         born: list[FlowRef] = []
         for _ in range(count):
             self.clock.advance(data.draw(st.sampled_from([0, 1, 30, 59, 60, 61, 120, 301]), label="pause"))
-            snap = self.engine.get(ref.id)
+            snap = self.get(ref)
             menu = MENU.get((ref.kind, snap.state))
             if not menu:
                 break
@@ -518,7 +553,7 @@ class FlowMachine(RuleBasedStateMachine):
     @rule(target=flows, ref=flows, data=st.data())
     def mutated_submit(self, ref: FlowRef, data: st.DataObject) -> Any:
         """The screen's own form with one field replaced by a hostile value (or one added)."""
-        snap = self.engine.get(ref.id)
+        snap = self.get(ref)
         payload = self.payload_for(ref, snap.state, "submit", data)
         name = data.draw(st.sampled_from([*payload, *FIELD_NAMES]), label="field")
         payload[name] = data.draw(HOSTILE_VALUE, label="value")
@@ -533,11 +568,11 @@ class FlowMachine(RuleBasedStateMachine):
 
     def register(self, seat: str, address: str, customer: dict[str, Any], password: str) -> FlowRef:
         """Start a registration and drive it through code and details."""
-        ref = FlowRef(self.engine.start("registration", {"account": seat}).id, "registration")
+        ref = ref_of(self.engine.start("registration", {"account": seat}), "registration")
         self.step(ref, "submit", {"email": address})
-        if self.engine.get(ref.id).state == "enter_code":
+        if self.get(ref).state == "enter_code":
             self.step(ref, "submit", {"code": ref.issued[-1].code if ref.issued else "00000000"})
-        if self.engine.get(ref.id).state == "details":
+        if self.get(ref).state == "details":
             self.step(ref, "submit", {
                 "password": password, "password_confirm": password, "display_name": NAMES[0],
                 "customer_id": customer["customer_id"], "tel": customer["phone"]})
@@ -560,12 +595,12 @@ class FlowMachine(RuleBasedStateMachine):
 
     def sign_in(self, seat: str, address: str, *, link: bool) -> FlowRef:
         """Start a sign-in and drive it with the right password and code."""
-        ref = FlowRef(self.engine.start("sign_in", {"account": seat}).id, "sign_in")
+        ref = ref_of(self.engine.start("sign_in", {"account": seat}), "sign_in")
         self.step(ref, "submit", {"email": address,
                                   "password": self.passwords.get(email_key(address), PASSWORDS[0])})
-        if self.engine.get(ref.id).state == "second_factor":
+        if self.get(ref).state == "second_factor":
             self.step(ref, "submit", {"code": ref.issued[-1].code if ref.issued else "00000000"})
-        if self.engine.get(ref.id).state == "link_prompt":
+        if self.get(ref).state == "link_prompt":
             self.step(ref, "submit" if link else "cancel")
         return ref
 
@@ -579,21 +614,21 @@ class FlowMachine(RuleBasedStateMachine):
         spellings = [a for a in ADDRESSES if email_key(a) == login.email_key] or [login.email]
         customer = next(c for c in CUSTOMERS if c["customer_id"] == login.customer_id)
         seat = login.account or customer["accounts"][0]
-        ref = FlowRef(self.engine.start("sign_in", {"account": seat}).id, "sign_in")
+        ref = ref_of(self.engine.start("sign_in", {"account": seat}), "sign_in")
         for _ in range(count):
             self.step(ref, "submit", {"email": data.draw(st.sampled_from(spellings), label="spelling"),
                                       "password": "Wrong#Pass1"})
-        if finally_right and self.engine.get(ref.id).state == "credentials":
+        if finally_right and self.get(ref).state == "credentials":
             self.step(ref, "submit", {"email": login.email, "password": self.passwords[login.email_key]})
 
     @rule(target=flows, address=st.sampled_from(ADDRESSES), password=st.sampled_from(PASSWORDS))
     def reset_password(self, address: str, password: str) -> Any:
         """A whole password reset: address, the mailed code, a new password."""
-        ref = FlowRef(self.engine.start("password_reset").id, "password_reset")
+        ref = ref_of(self.engine.start("password_reset"), "password_reset")
         self.step(ref, "submit", {"email": address})
         if ref.issued:  # a decoy (no login) mails nothing
             self.step(ref, "submit", {"code": ref.issued[-1].code})
-        if self.engine.get(ref.id).state == "new_password":
+        if self.get(ref).state == "new_password":
             self.step(ref, "submit", {"password": password, "password_confirm": password})
         return self.keep(ref)
 
@@ -645,7 +680,7 @@ class FlowMachine(RuleBasedStateMachine):
                 assert found is not None, f"{kind} started on a login that does not exist"
                 assert found.customer_id == actor.customer_id, f"{kind} started on another customer's login"
             assert snap.state == "confirm"
-            return FlowRef(snap.id, kind, target=target, session=token)
+            return ref_of(snap, kind, target=target, session=token)
         assert isinstance(error, regflow.Forbidden), error
         assert isinstance(error, regflow.NotSignedIn) == (not alive), (error, model)
         return None
@@ -675,10 +710,11 @@ class FlowMachine(RuleBasedStateMachine):
 
     def admin_step(self, ref: FlowRef, event: str, token: str | None, payload: dict[str, Any]) -> None:
         """Send one event to an admin flow and check what came of it."""
-        before = self.engine.get(ref.id)
+        before = self.get(ref)
         actor_before = self.login(self.token_model(ref.session).login_id)  # type: ignore[union-attr]
-        result, error = self.call(self.engine.send, ref.id, event, payload, session=token)
-        after = self.engine.get(ref.id)
+        result, error = self.call(self.engine.send, ref.id, event, payload, token=ref.token,
+                                  session=token)
+        after = self.get(ref)
         if isinstance(error, regflow.FlowNotFound | regflow.InvalidContext | regflow.IdempotencyConflict):
             raise AssertionError(f"{event} on {ref} raised {error!r}")
         if error is not None:
@@ -760,7 +796,7 @@ class FlowMachine(RuleBasedStateMachine):
     @rule(ref=flows, offset=st.sampled_from([-1, 0, 1]), data=st.data())
     def advance_to_deadline(self, ref: FlowRef, offset: int, data: st.DataObject) -> None:
         """Move the clock to a deadline of a flow (a timer or its expiry), a second before or after."""
-        snap = self.engine.get(ref.id)
+        snap = self.get(ref)
         deadlines = [t.at for t in snap.timers] + ([snap.expires_at] if snap.expires_at else [])
         deadlines += [i.at + timedelta(seconds=CODE_TTL[ref.kind]) for i in ref.issued[-1:]]
         deadlines += [ENFORCEMENT]
@@ -844,9 +880,9 @@ def fresh_engine(kind: str, tmp_path: Path) -> regflow.Engine:
 def at_details(engine: regflow.Engine) -> Snapshot:
     """A registration of taro on abcd8-01 at the details screen."""
     snap = engine.start("registration", {"account": "abcd8-01"})
-    engine.send(snap.id, "submit", {"email": ADDRESSES[0]})
+    engine.send(snap, "submit", {"email": ADDRESSES[0]})
     mailer: Any = engine.mailer
-    return engine.send(snap.id, "submit", {"code": codes_in(mailer.messages[-1])[0]})
+    return engine.send(snap, "submit", {"code": codes_in(mailer.messages[-1])[0]})
 
 
 def contract_details(**overrides: str) -> dict[str, str]:
@@ -872,7 +908,7 @@ def test_lone_surrogate_in_details_is_a_field_error(kind: str, field: str, tmp_p
     snap = at_details(engine)
     value = {"password": PASSWORDS[0] + LONE, "display_name": "山田" + LONE, "tel": "03" + LONE}[field]
     form = contract_details(**{field: value}, **({"password_confirm": value} if field == "password" else {}))
-    answer = refused(lambda: engine.send(snap.id, "submit", form))
+    answer = refused(lambda: engine.send(snap, "submit", form))
     assert isinstance(answer, Snapshot), answer
     assert answer.state == "details", answer.state
     assert field in {m.field for m in answer.screen.messages}, answer.screen.messages
@@ -884,7 +920,7 @@ def test_lone_surrogate_in_a_sign_in_password_is_refused(kind: str, tmp_path: Pa
     """A password with a lone surrogate signs nobody in: credentials_invalid or a field message."""
     engine = fresh_engine(kind, tmp_path)
     snap = engine.start("sign_in", {"account": "abcd8-01"})
-    answer = refused(lambda: engine.send(snap.id, "submit", {"email": ADDRESSES[0], "password": "x" + LONE}))
+    answer = refused(lambda: engine.send(snap, "submit", {"email": ADDRESSES[0], "password": "x" + LONE}))
     assert isinstance(answer, Snapshot), answer
     assert answer.state == "credentials"
     ids = [m.id for m in answer.screen.messages]
@@ -897,10 +933,10 @@ def test_lone_surrogates_elsewhere_are_refused_on_sqlite(call: str, tmp_path: Pa
     engine = fresh_engine("sqlite", tmp_path)
     flow = engine.start("registration", {"account": "abcd8-01"})
     calls: dict[str, Callable[[], Any]] = {
-        "email": lambda: engine.send(flow.id, "submit", {"email": "taro" + LONE + "@example.jp"}),
+        "email": lambda: engine.send(flow, "submit", {"email": "taro" + LONE + "@example.jp"}),
         "account": lambda: engine.start("sign_in", {"account": "abcd8-0" + LONE}),
         "flow_id": lambda: engine.get(LONE),
-        "idempotency_key": lambda: engine.send(flow.id, "submit", {"email": ADDRESSES[0]},
+        "idempotency_key": lambda: engine.send(flow, "submit", {"email": ADDRESSES[0]},
                                                idempotency_key="k" + LONE),
     }
     answer = refused(calls[call])

@@ -3,16 +3,19 @@
 One waitress server for the module, on an engine with a SQLite file (the store that refuses
 what it cannot encode) and a ManualClock at 2026-03-02 09:00 UTC. Customer 281234 has taro
 (admin, abcd8-01) and hana (member, abcd8-02), signed in; every example gets fresh flows in
-the state it aims at, made in-process, then sends one hostile request:
+the state it aims at, made in-process (with its flow token, which the requests mostly carry as
+the API's header or the pages' cookie), then sends one hostile request:
 
 - API: malformed JSON, raw non-UTF-8 bytes, wrong top-level types, strings up to ~100 kB (past
   the 64 KiB limit), control and bidi characters, NUL, lone surrogates escaped in JSON, deep
   nesting, unknown keys, wrong Content-Type, odd Idempotency-Key / Authorization / Accept-Language
-  headers, random flow names, ids and events in the path. Every answer is 2xx or 4xx; every 4xx
+  headers, a missing or wrong ``Regflow-Flow-Token``, random flow names, ids and events in the
+  path. Every answer is 2xx or 4xx; every 4xx
   is JSON with an ``error`` id, or a 422 snapshot whose screen carries message ids.
 - Forms: POST /flows/<id> with random fields and values, url-encoded (also with bytes that are
   not UTF-8), multipart, JSON or plain text, a missing or wrong CSRF or form token, random
-  ``event`` values, odd cookies. Every answer is a 303 or a 4xx.
+  ``event`` values, odd cookies (the flow's token cookie missing or wrong). Every answer is a
+  303 or a 4xx.
 
 After every example I1–I4 hold over the store.
 """
@@ -20,6 +23,7 @@ After every example I1–I4 hold over the store.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -35,6 +39,8 @@ from hypothesis import strategies as st
 from live_server import serving
 
 import regflow
+from regflow.limits import Limits, Rate
+from regflow.screens import Snapshot
 from regflow.testing import check_invariants  # I1–I4 over the whole store
 from regflow.web import create_app
 
@@ -55,6 +61,11 @@ TARGETS = ["registration@enter_email", "registration@enter_code", "registration@
            "cancelled", "unknown"]
 SEATS = ["abcd8-01", "abcd8-02", "abcd8-03", "zzzz9-99"]
 TOO_BIG = 64 * 1024
+TOKEN = "Regflow-Flow-Token"
+# Every request comes from 127.0.0.1 and the clock stands still: the per-client limits would
+# refuse most of the run. The per-address ones stay as shipped (the fuzz reaches their 429).
+LIMITS = Limits(starts=(Rate(1_000_000, 600),), events=(Rate(1_000_000, 600),))
+ADDRESSES = itertools.count(1)  # prepared flows mail a fresh address each: no limit in the way
 API_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                HealthCheck.filter_too_much])
@@ -165,9 +176,17 @@ CONTENT_TYPES = st.sampled_from([
 
 
 @st.composite
-def api_headers(draw: st.DrawFn, tokens: dict[str, str]) -> dict[str, str]:
-    """Headers of an API request: Content-Type, Idempotency-Key, Authorization, Accept-Language."""
+def api_headers(draw: st.DrawFn, tokens: dict[str, str], flow_token: str | None = None) -> dict[str, str]:
+    """Headers of an API request: Content-Type, Idempotency-Key, Authorization, Accept-Language,
+    and (for a request on a flow) mostly the flow's token, else none or a wrong one."""
     headers: dict[str, str] = {}
+    if flow_token is not None:
+        spoilt = ["missing", "empty", "reversed", "longer", "huge", "text"]
+        how = draw(st.sampled_from(["right"] * 8 + spoilt), label="flow token")
+        if how != "missing":
+            headers[TOKEN] = {"right": flow_token, "empty": "", "reversed": flow_token[::-1],
+                              "longer": flow_token + "x", "huge": "x" * 300}.get(how) or draw(
+                st.text(LATIN1, max_size=60))
     content_type = draw(mostly(st.just("application/json"), CONTENT_TYPES, 3), label="content type")
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -219,18 +238,20 @@ def all_logins(engine: regflow.Engine) -> list[Any]:
                 for login in tx.logins.of_customer(customer.customer_id)]
 
 
-def newest_code(engine: regflow.Engine) -> str:
-    """The code of the newest mail."""
+def newest_code(engine: regflow.Engine, address: str) -> str:
+    """The code of the newest mail to ``address`` (the server's requests mail others meanwhile,
+    from its delivery thread)."""
     mailer: Any = engine.mailer
-    return codes_in(mailer.messages[-1])[0]
+    mail = [m for m in list(mailer.messages) if m["To"] == address][-1]
+    return codes_in(mail)[0]
 
 
 def enroll(engine: regflow.Engine, seat: str, address: str) -> None:
     """Register a login in-process (accepted, provisioning)."""
     snap = engine.start("registration", {"account": seat})
-    snap = engine.send(snap.id, "submit", {"email": address})
-    snap = engine.send(snap.id, "submit", {"code": newest_code(engine)})
-    snap = engine.send(snap.id, "submit", {
+    snap = engine.send(snap, "submit", {"email": address})
+    snap = engine.send(snap, "submit", {"code": newest_code(engine, address)})
+    snap = engine.send(snap, "submit", {
         "password": PASSWORD, "password_confirm": PASSWORD, "customer_id": CONTRACT["customer_id"],
         "display_name": "山田 太郎", "tel": CONTRACT["phone"]})
     assert snap.state == "provisioning", snap.screen.messages
@@ -239,9 +260,9 @@ def enroll(engine: regflow.Engine, seat: str, address: str) -> None:
 def sign_in(engine: regflow.Engine, seat: str, address: str) -> str:
     """Sign in in-process (linking the seat); the session token."""
     snap = engine.start("sign_in", {"account": seat})
-    snap = engine.send(snap.id, "submit", {"email": address, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": address, "password": PASSWORD})
     if snap.state == "link_prompt":
-        snap = engine.send(snap.id, "submit")
+        snap = engine.send(snap, "submit")
     assert snap.session, snap.screen.messages
     return snap.session
 
@@ -251,7 +272,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One server for the module, with taro and hana signed in."""
     clock = regflow.ManualClock(START)
     db = tmp_path_factory.mktemp("fuzz-http") / "regflow.db"
-    engine = regflow.Engine.from_url(f"sqlite:///{db}", mail="memory", hasher="fast", clock=clock)
+    engine = regflow.Engine.from_url(f"sqlite:///{db}", mail="memory", hasher="fast", clock=clock,
+                                     limits=LIMITS)
     engine.contracts.add(**CONTRACT)
     enroll(engine, "abcd8-01", TARO)
     enroll(engine, "abcd8-02", HANA)
@@ -265,40 +287,63 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         engine.store.close()
 
 
-def prepare(site: Site, target: str) -> str:
-    """A fresh flow in the state the example aims at (made in-process); its id."""
+@attrs.frozen
+class Flow:
+    """A flow prepared for an example: its id and its token ("" for an id that does not exist)."""
+
+    id: str
+    token: str
+
+    @property
+    def cookie(self) -> str:
+        """The cookie a browser that started the flow holds for its page."""
+        return f"regflow_flow={self.token}" if self.token else ""
+
+
+UNKNOWN = Flow("AAAAAAAAAAAAAAAAAAAAAA", "")
+
+
+def made(snap: Snapshot) -> Flow:
+    """The flow of a snapshot answered in-process (which carries its token)."""
+    assert snap.flow_token
+    return Flow(snap.id, snap.flow_token)
+
+
+def prepare(site: Site, target: str) -> Flow:
+    """A fresh flow in the state the example aims at (made in-process)."""
     engine = site.engine
     if target == "unknown":
-        return "AAAAAAAAAAAAAAAAAAAAAA"
+        return UNKNOWN
     if target == "cancelled":
         snap = engine.start("registration", {"account": "abcd8-03"})
-        engine.send(snap.id, "cancel")
-        return snap.id
+        engine.send(snap, "cancel")
+        return made(snap)
     name, state = target.split("@")
     if name in ("require_two_factor", "set_two_factor", "unlink_login"):
         context = {"target": site.logins[HANA]} if name == "unlink_login" else {}
         try:
-            return engine.start(name, context, session=site.tokens["admin"]).id
+            return made(engine.start(name, context, session=site.tokens["admin"]))
         except regflow.Forbidden:  # an earlier example took taro's session or role away
-            return "AAAAAAAAAAAAAAAAAAAAAA"
+            return UNKNOWN
     seat = "zzzz9-99" if state == "unknown_seat" else "abcd8-03"
     try:
         snap = engine.start(name, {"account": seat} if name != "password_reset" else {})
     except regflow.InvalidContext:  # a seat no contract has may be refused at once
         assert seat == "zzzz9-99"
-        return "AAAAAAAAAAAAAAAAAAAAAA"
+        return UNKNOWN
+    address = f"jiro{next(ADDRESSES)}@example.jp"
     if state in ("enter_code", "details"):
-        snap = engine.send(snap.id, "submit", {"email": "jiro@example.jp"})
+        snap = engine.send(snap, "submit", {"email": address})
     if state == "details":
-        snap = engine.send(snap.id, "submit", {"code": newest_code(engine)})
+        snap = engine.send(snap, "submit", {"code": newest_code(engine, address)})
     assert snap.state == state.replace("unknown_seat", "credentials"), (target, snap.state)
-    return snap.id
+    return made(snap)
 
 
-def offered_events(site: Site, flow_id: str) -> list[str]:
+def offered_events(site: Site, flow: Flow) -> list[str]:
     """The events a flow's screen offers now (none for an unknown or ended flow)."""
     try:
-        return [action.event for action in site.engine.get(flow_id).screen.actions]
+        return [action.event for action in site.engine.get(flow.id, token=flow.token).screen.actions]
     except regflow.FlowNotFound:
         return []
 
@@ -312,6 +357,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     raw: bytes
+    cookies: list[str] = attrs.field(factory=list)  # every Set-Cookie (``headers`` keeps one)
 
     def header(self, name: str) -> str | None:
         """A header by case-insensitive name."""
@@ -332,7 +378,8 @@ def send(site: Site, method: str, path: str, body: bytes | None = None,
         conn.putheader("Content-Length", str(len(body or b"")))
         conn.endheaders(body or b"")
         response = conn.getresponse()
-        return Answer(response.status, dict(response.getheaders()), response.read())
+        return Answer(response.status, dict(response.getheaders()), response.read(),
+                      response.msg.get_all("Set-Cookie") or [])
     finally:
         conn.close()
 
@@ -378,13 +425,13 @@ def test_api_start_takes_any_body(site: Site, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_api_events_take_any_body(site: Site, data: st.DataObject) -> None:
     """POST /api/flows/<id>/events/<event>: any flow, event, body and headers give a 200 or a 4xx."""
-    flow_id = prepare(site, data.draw(st.sampled_from(TARGETS), label="target"))
-    offered = offered_events(site, flow_id)
-    flow_id = data.draw(mostly(st.just(flow_id), PATH_TEXT), label="flow id")
+    flow = prepare(site, data.draw(st.sampled_from(TARGETS), label="target"))
+    offered = offered_events(site, flow)
+    flow_id = data.draw(mostly(st.just(flow.id), PATH_TEXT), label="flow id")
     event_name = data.draw(mostly(st.sampled_from(offered or EVENTS), st.sampled_from(EVENTS) | PATH_TEXT, 3),
                            label="event")
     body = data.draw(json_bodies("data"), label="body")
-    headers = data.draw(api_headers(site.tokens), label="headers")
+    headers = data.draw(api_headers(site.tokens, flow.token), label="headers")
     path = f"/api/flows/{flow_id}/events/{event_name}"
     answer = send(site, "POST", path, body, headers)
     event(f"{answer.status} {json.loads(answer.raw).get('error') or json.loads(answer.raw).get('state')}")
@@ -396,7 +443,8 @@ def test_api_events_take_any_body(site: Site, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_api_reads_and_odd_methods(site: Site, data: st.DataObject) -> None:
     """GET a flow or the admin list, or any method on any API route: 2xx or 4xx, JSON."""
-    flow_id = prepare(site, data.draw(st.sampled_from(TARGETS), label="target"))
+    flow = prepare(site, data.draw(st.sampled_from(TARGETS), label="target"))
+    flow_id = flow.id
     path = data.draw(st.sampled_from([
         f"/api/flows/{flow_id}", "/api/admin/logins", f"/api/flows/{flow_id}/events/submit",
         "/api/flows/registration", "/api/openapi.json", "/api/", "/api", "/api/nope",
@@ -404,7 +452,7 @@ def test_api_reads_and_odd_methods(site: Site, data: st.DataObject) -> None:
     method = data.draw(st.sampled_from(["GET"] * 4 + ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
                        label="method")
     body = data.draw(st.sampled_from([None, b"", b"{}", b"\xff"]), label="body")
-    answer = send(site, method, path, body, data.draw(api_headers(site.tokens), label="headers"))
+    answer = send(site, method, path, body, data.draw(api_headers(site.tokens, flow.token), label="headers"))
     if method == "HEAD":
         assert answer.status < 500, (path, answer.status)
     elif method == "OPTIONS" and answer.status == 200:
@@ -433,10 +481,19 @@ class Page:
     inputs: list[str]  # the names of the visible fields
 
 
-def cookie_of(answer: Answer, old: str = "") -> str:
-    """The ``session`` cookie a response sets, else the one we had."""
-    found = re.match(r"(session=[^;]*)", answer.header("Set-Cookie") or "")
-    return found.group(1) if found else old
+def cookies_of(answer: Answer, held: dict[str, str] | None = None) -> dict[str, str]:
+    """The cookies a browser holds for the page after an answer: those it held, updated by the
+    answer's (Flask's ``session``, and ``regflow_flow``, the flow's token, for that page)."""
+    kept = dict(held or {})
+    for header in answer.cookies:
+        name, _, value = header.split(";")[0].partition("=")
+        kept[name.strip()] = value
+    return kept
+
+
+def cookie_header(cookies: dict[str, str]) -> str:
+    """The Cookie header of a browser holding ``cookies``."""
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
 def open_page(site: Site, target: str, seat: str) -> Page | None:
@@ -446,18 +503,19 @@ def open_page(site: Site, target: str, seat: str) -> Page | None:
         assert launch.status < 500, launch.raw[:300]
         if launch.status != 303:
             return None
-        path, cookie = urlsplit(launch.header("Location") or "").path, cookie_of(launch)
+        path, cookies = urlsplit(launch.header("Location") or "").path, cookies_of(launch)
     else:
-        path, cookie = f"/flows/{prepare(site, target)}", ""
-    page = send(site, "GET", path, headers={"Cookie": cookie} if cookie else {})
+        flow = prepare(site, target)
+        path, cookies = f"/flows/{flow.id}", {"regflow_flow": flow.token} if flow.token else {}
+    page = send(site, "GET", path, headers={"Cookie": cookie_header(cookies)} if cookies else {})
     assert page.status < 500, (path, page.status, page.raw[:300])
     html = page.raw.decode("utf-8")
     hidden = dict(HIDDEN.findall(html))
+    cookie = cookie_header(cookies_of(page, cookies))
     if "form" not in hidden:  # a page without actions (ended, unknown)
-        return Page(path, cookie_of(page, cookie), hidden.get("csrf_token", ""), "", [], [])
+        return Page(path, cookie, hidden.get("csrf_token", ""), "", [], [])
     inputs = [name for name in INPUTS.findall(html) if name not in ("csrf_token", "form")]
-    return Page(path, cookie_of(page, cookie), hidden["csrf_token"], hidden["form"], BUTTONS.findall(html),
-                inputs)
+    return Page(path, cookie, hidden["csrf_token"], hidden["form"], BUTTONS.findall(html), inputs)
 
 
 ASPECTS = ["csrf", "form", "event", "fields", "encoding", "cookie"]
@@ -492,7 +550,10 @@ def form_posts(draw: st.DrawFn, page: Page, other: Page | None) -> tuple[bytes, 
                     label="encoding")
     headers = {"Cookie": page.cookie, "Content-Type": "application/x-www-form-urlencoded"}
     if "cookie" in spoiled:
-        headers["Cookie"] = draw(st.sampled_from(["", "session=garbage", "session=", page.cookie]))
+        others = "; ".join(c for c in page.cookie.split("; ") if not c.startswith("regflow_flow="))
+        headers["Cookie"] = draw(st.sampled_from([
+            "", "session=garbage", "session=", page.cookie, others,  # the flow's token missing
+            page.cookie.replace("regflow_flow=", "regflow_flow=x"), f"{others}; regflow_flow="]))
         headers["Cookie"] += "; regflow_session=" + draw(st.sampled_from(["garbage", "", "a.b", "x" * 300]))
     pairs = [(quote(k, safe="", errors="surrogatepass"), quote(v, safe="", errors="surrogatepass"))
              for k, v in fields]
@@ -540,8 +601,8 @@ def test_forms_take_any_post(site: Site, data: st.DataObject) -> None:
 
 def test_every_api_error_of_a_fixed_set_is_json(site: Site) -> None:
     """A handful of fixed hostile requests, one per kind, each a 4xx JSON error (a smoke test)."""
-    flow_id = prepare(site, "registration@enter_email")
-    path = f"/api/flows/{flow_id}/events/submit"
+    flow = prepare(site, "registration@enter_email")
+    path = f"/api/flows/{flow.id}/events/submit"
     cases: list[tuple[bytes, dict[str, str], int]] = [
         (b"{", {"Content-Type": "application/json"}, 400),
         (b'{"data": {"email": "\xff"}}', {"Content-Type": "application/json"}, 400),
@@ -555,7 +616,7 @@ def test_every_api_error_of_a_fixed_set_is_json(site: Site) -> None:
         (b'{"data": {}}', {"Content-Type": "application/json", "Idempotency-Key": "a b"}, 400),
     ]
     for body, headers, status in cases:
-        answer = send(site, "POST", path, body, headers)
+        answer = send(site, "POST", path, body, {**headers, TOKEN: flow.token})
         check_api_answer(answer, repr(body[:40]))
         assert answer.status == status, (body[:40], answer.status, answer.raw[:200])
 
@@ -570,7 +631,8 @@ def test_create_account_from_an_unknown_seat_is_not_a_500(site: Site) -> None:
                       {"Cookie": page.cookie, "Content-Type": "application/x-www-form-urlencoded"})
         assert answer.status == 303 or 400 <= answer.status < 500, (answer.status, answer.raw[:200])
     api_flow = prepare(site, "sign_in@unknown_seat")
-    api = send(site, "POST", f"/api/flows/{api_flow}/events/create_account", b"", {})
+    api = send(site, "POST", f"/api/flows/{api_flow.id}/events/create_account", b"",
+               {TOKEN: api_flow.token} if api_flow.token else {})
     check_api_answer(api, "create_account")
     assert json.loads(api.raw)["error"] in ("account_unknown", "flow_not_found")
 

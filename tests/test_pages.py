@@ -2,7 +2,10 @@
 
 The engine runs on a ManualClock (2026-03-02 09:00 UTC, 18:00 in Tokyo), so the tests move time
 past provisioning without touching the server's threads. Pages are parsed into a small tree and
-driven like a browser: every POST is the form the page rendered, with its hidden inputs.
+driven like a browser: every POST is the form the page rendered, with its hidden inputs, and the
+cookie jar keeps each flow's token in the cookie the server scoped to that flow's page. After
+each answer the browser waits until the server delivered that request's mail (which goes out
+after the answer, on another thread), so the tests read the mailer deterministically.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import dataclasses
 import functools
 import http.cookiejar
 import re
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import Message as MailHeaders
 from html.parser import HTMLParser
@@ -22,14 +28,15 @@ from typing import Any
 
 import attrs
 import pytest
-from flows import DISPLAY_NAME, PASSWORD, TEL, codes_in, register
+from flows import DISPLAY_NAME, PASSWORD, TEL, codes_in, details
 from live_server import serving
 
 import regflow
 from regflow.machines import BUILTIN_FLOWS
 from regflow.presenter import present
 from regflow.records import FlowRecord
-from regflow.web import create_app
+from regflow.screens import Snapshot
+from regflow.web import create_app, wait_for_mail
 from regflow.web.forms import Link, Page, Texts, field_view, render, split_actions, split_messages
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -46,7 +53,10 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+SERVED: dict[str, Any] = {}  # base URL → the app it serves (to wait for its mail)
 
 
 # ---- a small HTML tree and a browser -------------------------------------------------------------
@@ -165,9 +175,12 @@ class Browser:
             req.add_header("Accept-Language", self.accept_language)
         try:
             with self.opener.open(req, timeout=10) as resp:
-                return Reply(resp.status, resp.headers, resp.read().decode(), resp.url)
+                reply = Reply(resp.status, resp.headers, resp.read().decode(), resp.url)
         except urllib.error.HTTPError as err:
-            return Reply(err.code, err.headers, err.read().decode(), err.url)
+            reply = Reply(err.code, err.headers, err.read().decode(), err.url)
+        if self.base in SERVED:
+            assert wait_for_mail(SERVED[self.base])
+        return reply
 
     def go(self, path: str, form: list[tuple[str, str]] | None = None) -> Reply:
         """A request, following redirects (GET) to the final page."""
@@ -246,6 +259,40 @@ def assert_secure_headers(reply: Reply) -> None:
     """Every HTML page carries the security headers."""
     for name, value in HEADERS.items():
         assert reply.headers[name] == value, name
+    assert reply.headers["Strict-Transport-Security"] is None  # plain HTTP
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``serving(app)``, known to the browsers (they wait for its mail after each answer)."""
+    with serving(app) as url:
+        SERVED[url] = app
+        try:
+            yield url
+        finally:
+            del SERVED[url]
+
+
+def register(engine: regflow.Engine, account: str, email: str, *,
+             display_name: str = DISPLAY_NAME) -> Snapshot:
+    """A whole registration in-process (each call passes the last snapshot: its token with it)."""
+    snap = engine.start("registration", {"account": account})
+    snap = engine.send(snap, "submit", {"email": email})
+    (code,) = codes_in(mails(engine)[-1])
+    snap = engine.send(snap, "submit", {"code": code})
+    snap = engine.send(snap, "submit", details(display_name=display_name))
+    assert snap.state == "provisioning", snap.screen.messages
+    return snap
+
+
+def flow_cookies(reply: Reply) -> dict[str, dict[str, str]]:
+    """The ``regflow_flow`` cookies a reply sets, by Path: their value and attributes."""
+    found = {}
+    for header in reply.cookies("regflow_flow"):
+        value, *rest = [part.strip() for part in header.split(";")]
+        attributes = {k.lower(): v for k, _, v in (part.partition("=") for part in rest)}
+        found[attributes["path"]] = {"value": value.split("=", 1)[1], **attributes}
+    return found
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -269,7 +316,7 @@ def engine(clock: regflow.ManualClock) -> regflow.Engine:
 @pytest.fixture
 def base(engine: regflow.Engine) -> Iterator[str]:
     """The URL of a real server for the engine."""
-    with serving(create_app(engine)) as url:
+    with served(create_app(engine)) as url:
         yield url
 
 
@@ -465,9 +512,9 @@ def test_admin_page_lists_logins_and_a_transfer_works(browser: Browser, engine: 
 def engine_admin_list(engine: regflow.Engine, email: str) -> list[dict[str, Any]]:
     """The admin list as seen by a fresh sign-in of ``email`` (no link prompt: already linked)."""
     snap = engine.start("sign_in", {"account": "abcd8-02"})
-    snap = engine.send(snap.id, "submit", {"email": email, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": email, "password": PASSWORD})
     if snap.state == "link_prompt":
-        snap = engine.send(snap.id, "submit")
+        snap = engine.send(snap, "submit")
     assert snap.session is not None
     return engine.admin_logins(snap.session)
 
@@ -560,13 +607,19 @@ def test_an_event_the_screen_does_not_take_is_flashed_not_a_500(browser: Browser
 
 def test_the_session_cookie_is_secure_over_https(engine: regflow.Engine,
                                                  clock: regflow.ManualClock) -> None:
-    """Behind HTTPS the session cookie also carries Secure (the WSGI scheme says so)."""
+    """Behind HTTPS the session and flow cookies also carry Secure (the WSGI scheme says so),
+    and every answer HSTS."""
     register(engine, SEAT, EMAIL)
     clock.advance(PROVISIONING)
     snap = engine.start("sign_in", {"account": SEAT})
-    snap = engine.send(snap.id, "submit", {"email": EMAIL, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": EMAIL, "password": PASSWORD})
     client = create_app(engine).test_client()
+    assert snap.flow_token is not None
+    client.set_cookie("regflow_flow", snap.flow_token, domain="regflow.example",
+                      path=f"/flows/{snap.id}")
     page = client.get(f"/flows/{snap.id}", base_url="https://regflow.example")
+    assert page.status_code == 200
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     body = page.get_data(as_text=True)
     form = {name: re.search(rf'name="{name}" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
             for name in ("csrf_token", "form")}
@@ -576,6 +629,10 @@ def test_the_session_cookie_is_secure_over_https(engine: regflow.Engine,
     (cookie,) = [v for v in answer.headers.getlist("Set-Cookie") if v.startswith("regflow_session=")]
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
+    (flow,) = [v for v in answer.headers.getlist("Set-Cookie") if v.startswith("regflow_flow=")]
+    assert "Secure" in flow
+    assert "HttpOnly" in flow
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
 
 
 def test_english_by_query_and_by_accept_language(base: str, browser: Browser) -> None:
@@ -648,6 +705,206 @@ def test_sign_out_ends_the_session(browser: Browser, engine: regflow.Engine,
     assert "サインアウトしました。" in page.body
 
 
+# ---- flows bound to the browser that started them (SPEC 4.1, 4.2) ----------------------------
+
+
+def test_a_flow_page_is_bound_to_the_browser_that_started_it(base: str, browser: Browser,
+                                                            engine: regflow.Engine) -> None:
+    """The launch keeps the flow's token in an HttpOnly, SameSite=Lax cookie for that flow's
+    page only; another browser (no cookie) gets the 404 page of an unknown id on GET and POST,
+    even with a form the first browser was shown, and nothing happens to the flow."""
+    started = browser.request(f"/?account={SEAT}")
+    assert started.status == 303
+    flow_path = started.location
+    (cookie,) = flow_cookies(started).values()
+    assert cookie["path"] == flow_path
+    assert {"httponly", "max-age", "samesite"} <= set(cookie)
+    assert (cookie["samesite"], cookie["max-age"]) == ("Lax", "14400")
+    assert "secure" not in cookie
+    assert len(cookie["value"]) >= 22  # ≥128 bits
+    page = browser.go(flow_path)
+    assert title(page) == "サインイン"
+    kept = browser.cookie("regflow_flow")
+    assert kept is not None
+    assert kept.path == flow_path
+    assert title(browser.go(flow_path + "x")) == "ページが見つかりません"  # another path: no cookie
+
+    other = Browser(base)
+    unknown = other.go("/flows/" + "A" * len(flow_path.removeprefix("/flows/")))
+    stolen = other.go(flow_path)
+    assert (stolen.status, title(stolen)) == (unknown.status, title(unknown)) == (
+        404, "ページが見つかりません")
+    assert_secure_headers(stolen)
+    own = launch(other)  # a CSRF token of its own, then the first browser's form
+    form = form_of(page, "create_account")
+    posted = [(k, own.doc.one("input", name="csrf_token").attrs["value"] if k == "csrf_token" else v)
+              for k, v in fill(form, "create_account")]
+    refused = other.request(flow_path, posted)
+    assert (refused.status, title(refused)) == (404, "ページが見つかりません")
+    assert not flow_cookies(refused)
+    assert title(browser.go(flow_path)) == "サインイン"  # still there, untouched
+    answer = press(browser, page, "create_account")
+    assert title(browser.go(answer.location)) == "アカウントの作成"
+
+
+def test_a_hand_over_keeps_the_new_flows_token_in_its_own_cookie(browser: Browser) -> None:
+    """create_account answers a cookie for the registration's page; both flows stay readable
+    by this browser, each with its own token."""
+    page = launch(browser)
+    sign_in_path = urllib.parse.urlsplit(page.url).path
+    answer = press(browser, page, "create_account")
+    assert answer.status == 303
+    cookies = flow_cookies(answer)
+    assert list(cookies) == [answer.location] != [sign_in_path]
+    assert cookies[answer.location]["httponly"] == ""
+    assert cookies[answer.location]["samesite"] == "Lax"
+    assert title(browser.go(answer.location)) == "アカウントの作成"
+    ended = browser.go(sign_in_path)
+    assert ended.status == 200
+    assert ended.doc.one("ul", class_="after").all("a")[0].attrs["href"] == answer.location
+    tokens = {c.path: c.value for c in browser.jar if c.name == "regflow_flow"}
+    assert set(tokens) == {sign_in_path, answer.location}
+    assert len(set(tokens.values())) == 2
+
+
+def test_the_csrf_token_changes_at_sign_in_and_at_sign_out(browser: Browser, engine: regflow.Engine,
+                                                           clock: regflow.ManualClock) -> None:
+    """A CSRF token seen before signing in does not post after it, nor one seen before signing out."""
+    page = registered(browser, engine, clock)
+    page = browser.go(press(browser, page, "submit", email=EMAIL, password=PASSWORD).location)
+    assert title(page) == "確認"  # the link prompt
+    before = page.doc.one("input", name="csrf_token").attrs["value"]
+    answer = press(browser, page, "submit")
+    assert answer.cookies("regflow_session")
+    page = browser.go(answer.location)
+    assert title(page) == "サインインしました"
+    during = page.doc.one("input", name="csrf_token").attrs["value"]
+    assert during != before
+    stale = browser.request("/sign-out", [("csrf_token", before)])
+    assert (stale.status, title(stale)) == (400, "送信を受け付けられませんでした")
+    assert browser.cookie("regflow_session") is not None
+    answer = browser.request("/sign-out", [("csrf_token", during)])
+    assert answer.status == 303
+    page = browser.go(answer.headers["Location"].removeprefix(browser.base))
+    assert title(page) == "サインイン"
+    after = page.doc.one("input", name="csrf_token").attrs["value"]
+    assert after not in (before, during)
+    assert browser.request("/sign-out", [("csrf_token", during)]).status == 400
+
+
+def test_a_limit_reached_is_flashed_on_the_flow_page(browser: Browser, engine: regflow.Engine) -> None:
+    """SPEC 5: five code mails to an address in 15 minutes (here sent in-process); the sixth,
+    from a page, is refused with the catalog's message and the page stays as it was."""
+    for _ in range(5):
+        snap = engine.start("registration", {"account": SEAT})
+        assert engine.send(snap, "submit", {"email": EMAIL}).state == "enter_code"
+    page = browser.go(press(browser, launch(browser), "create_account").location)
+    answer = press(browser, page, "submit", email=EMAIL)
+    assert answer.status == 303
+    assert answer.location == urllib.parse.urlsplit(page.url).path
+    again = browser.go(answer.location)
+    assert title(again) == "アカウントの作成"
+    alerts = [p.text for p in again.doc.all("p", role="alert")]
+    assert alerts == ["試行回数が上限に達しました。しばらくしてからもう一度お試しください。"]
+    assert len(mails(engine)) == 5
+    english = browser.go(press(browser, again, "submit", email=EMAIL).location + "?lang=en")
+    assert [p.text for p in english.doc.all("p", role="alert")] == [
+        "Too many attempts. Please wait a while and try again."]
+
+
+def test_too_many_launches_from_one_client_answer_429(clock: regflow.ManualClock) -> None:
+    """With a limit of 2 flows started per client in 10 minutes, the third launch is the 429
+    page with Retry-After; so is an admin flow started past it."""
+    from regflow.limits import Limits, Rate
+
+    engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", clock=clock,
+                                     limits=Limits(starts=(Rate(2, 600),)))
+    engine.contracts.add(**CONTRACT)
+    with served(create_app(engine)) as url:
+        browser = Browser(url)
+        launch(browser)
+        launch(browser)
+        refused = browser.request(f"/?account={SEAT}")
+        assert refused.status == 429
+        assert refused.headers["Retry-After"] == "600"
+        assert title(refused) == "しばらくしてからお試しください"
+        assert refused.doc.one("p", role="alert").text == (
+            "試行回数が上限に達しました。しばらくしてからもう一度お試しください。")
+        assert not flow_cookies(refused)
+        assert_secure_headers(refused)
+        clock.advance(600)
+        assert browser.request(f"/?account={SEAT}").status == 303
+
+
+def test_an_admin_unlocks_a_login_with_wrong_passwords(browser: Browser, engine: regflow.Engine,
+                                                      clock: regflow.ManualClock) -> None:
+    """A login with wrong passwords gets ロック解除 in アカウント管理; unlock_login's confirm
+    and done follow, and the wrong passwords are forgotten (no button any more)."""
+    signed_in(browser, engine, clock)
+    register(engine, "abcd8-02", HANA, display_name="花子")
+    clock.advance(PROVISIONING)
+    page = browser.go("/admin")
+    hana = page.doc.one("tbody").all("tr")[1]
+    assert "ロック解除" not in [b.text for b in hana.all("button")]
+    attempt = engine.start("sign_in", {"account": "abcd8-02"})
+    attempt = engine.send(attempt, "submit", {"email": HANA, "password": PASSWORD + "x"})
+    assert [m.id for m in attempt.screen.messages] == ["credentials_invalid"]
+    page = browser.go("/admin")
+    hana = page.doc.one("tbody").all("tr")[1]
+    assert [b.text for b in hana.all("button")] == ["削除", "管理者にする", "ロック解除"]
+    assert not page.doc.one("tbody").all("tr")[0].all("form")
+    form = form_of(page, action="/admin/flows/unlock_login")
+    answer = browser.request(form.attrs["action"], fill(form))
+    assert answer.status == 303
+    assert list(flow_cookies(answer)) == [answer.location]
+    page = browser.go(answer.location)
+    assert title(page) == "ロックの解除"
+    assert "花子（hana@example.jp）" in page.body
+    page = browser.go(press(browser, page, "submit").location)
+    assert title(page) == "ロックを解除しました"
+    assert [a.attrs["href"] for a in page.doc.one("ul", class_="after").all("a")] == ["/admin"]
+    hana = browser.go("/admin").doc.one("tbody").all("tr")[1]
+    assert [b.text for b in hana.all("button")] == ["削除", "管理者にする"]
+
+
+def test_every_answer_carries_the_security_headers(browser: Browser) -> None:
+    """Pages, redirects, the 404 of an unknown route and the API: frames denied, features off."""
+    for reply in (browser.request(f"/?account={SEAT}"), browser.request("/no/such/route"),
+                  browser.request("/api/openapi.json"), browser.request("/admin")):
+        assert reply.headers["X-Frame-Options"] == "DENY", reply.url
+        assert reply.headers["Permissions-Policy"] == (
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+        assert reply.headers["Strict-Transport-Security"] is None
+
+
+def test_mail_written_by_a_page_arrives_after_its_answer(engine: regflow.Engine) -> None:
+    """The answer to "send the code" does not wait for the mail: with a mailer that holds it,
+    the 303 comes while the mail is held; let go, the mail arrives."""
+    held, began = threading.Event(), threading.Event()
+    inner = engine.relay.mailer
+
+    class Gate:
+        def send(self, message: Any) -> None:
+            began.set()
+            held.wait(10)
+            inner.send(message)
+
+    engine.relay.mailer = Gate()
+    app = create_app(engine)
+    with serving(app) as url:  # not ``served``: this browser does not wait for the mail
+        browser = Browser(url)
+        page = browser.go(press(browser, launch(browser), "create_account").location)
+        clock = time.monotonic()
+        answer = press(browser, page, "submit", email=EMAIL)
+        assert answer.status == 303
+        assert time.monotonic() - clock < 5  # the mailer holds the mail for 10 s
+        assert began.wait(5)
+        assert mails(engine) == []
+        held.set()
+        assert wait_for_mail(app)
+    assert [m["To"] for m in mails(engine)] == [EMAIL]
+
+
 # ---- templates, without a server -----------------------------------------------------------------
 
 
@@ -701,13 +958,14 @@ def test_every_template_renders_for_every_screen(lang: str) -> None:
     assert seen >= 30
     rows = [{"number": 1, "id": "a", "name": "<b>太郎</b>", "email": EMAIL, "account": SEAT,
              "is_self": True, "role": "r", "status": "s", "two_factor": "t", "can_unlink": False,
-             "can_delete": False, "can_transfer": False},
+             "can_delete": False, "can_transfer": False, "can_unlock": False},
             {"number": 2, "id": "b", "name": "花子", "email": HANA, "account": "-", "is_self": False,
              "role": "r", "status": "s", "two_factor": "t", "can_unlink": True, "can_delete": True,
-             "can_transfer": True}]
+             "can_transfer": True, "can_unlock": True}]
     admin = render("admin.html.j2", page=page, rows=rows)
     assert "&lt;b&gt;太郎&lt;/b&gt;" in admin
-    assert admin.count('name="target"') == 3
+    assert admin.count('name="target"') == 4
+    assert 'action="/admin/flows/unlock_login"' in admin
     message = render("message.html.j2", page=page, title="<t>", text="x", alert=True, links=[])
     assert "&lt;t&gt;" in message
     start = render("start.html.j2", page=page, account='"><script>', error=texts("start.account_required"))

@@ -41,6 +41,8 @@ from freezegun.api import FrozenDateTimeFactory
 
 import regflow
 import regflow.codes
+from regflow.exceptions import RateLimited
+from regflow.limits import Limits, Rate
 from regflow.records import Login
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -56,6 +58,15 @@ TARO = "taro@example.jp"
 HANAKO = "hanako@example.jp"
 JIRO = "jiro@example.jp"
 SABURO = "saburo@example.jp"
+
+# The address's code mails across flows raised from 5 to 20 per 15 min, for the tests of the
+# per-flow rule (at most 10 sends per flow), which the default limit would cut short at 5:
+# only the flow's own rule can then refuse a send.
+PER_FLOW_SENDS = Limits(code_mails=(Rate(20, 15 * 60), Rate(40, 24 * 3600)))
+CODE_MAILS = 5  # code mails per address across flows in any 15 minutes (SPEC 5, engine Limits)
+CODE_MAIL_WINDOW = 15 * MINUTE
+WRONG_CODES = 10  # wrong codes per address across flows in any hour (engine Limits)
+WRONG_CODE_WINDOW = 60 * MINUTE
 
 ENTER_EMAIL_FIELDS = ["email"]
 ENTER_EMAIL_ACTIONS = ["submit", "cancel"]
@@ -144,7 +155,7 @@ def test_happy_path_japanese(engine: regflow.Engine, frozen: FrozenDateTimeFacto
     assert snap.timers == ()
     assert _assert_json(snap)["expires_at"] == "2026-03-02T10:00:00Z"
 
-    snap = engine.send(snap.id, "submit", {"email": TARO})
+    snap = engine.send(snap, "submit", {"email": TARO})
     assert (snap.state, snap.status, message_ids(snap)) == ("enter_code", "active", [])
     assert field_names(snap) == ENTER_CODE_FIELDS
     assert action_events(snap) == ENTER_CODE_ACTIONS
@@ -160,14 +171,14 @@ def test_happy_path_japanese(engine: regflow.Engine, frozen: FrozenDateTimeFacto
     assert _assert_json(snap)["timers"] == [{"event": "code_timeout", "at": "2026-03-02T09:30:00Z"}]
 
     frozen.tick(2 * MINUTE)
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, snap.status, message_ids(snap)) == ("details", "active", [])
     assert field_names(snap) == DETAILS_FIELDS
     assert action_events(snap) == DETAILS_ACTIONS
     assert snap.timers == ()
     assert snap.expires_at == T0 + 2 * MINUTE + EXPIRY
 
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", details())
     accepted = T0 + 2 * MINUTE
     assert (snap.state, snap.status, message_ids(snap)) == ("provisioning", "active", [])
     assert snap.screen.fields == ()
@@ -177,7 +188,7 @@ def test_happy_path_japanese(engine: regflow.Engine, frozen: FrozenDateTimeFacto
     _assert_json(snap)
 
     frozen.tick(PROVISIONING)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status) == ("ready", "completed")
     assert snap.screen.actions == ()
     assert snap.timers == ()
@@ -198,7 +209,7 @@ def test_happy_path_english(engine: regflow.Engine, frozen: FrozenDateTimeFactor
     assert snap.screen.title == "Create an account"
     assert [a.label for a in snap.screen.actions] == ["Next", "Cancel"]
 
-    snap = engine.send(snap.id, "submit", {"email": HANAKO})
+    snap = engine.send(snap, "submit", {"email": HANAKO})
     assert snap.state == "enter_code"
     assert snap.screen.text == f"We sent a code to {HANAKO}"
     mail = _newest_mail(engine)
@@ -207,17 +218,17 @@ def test_happy_path_english(engine: regflow.Engine, frozen: FrozenDateTimeFactor
     assert "Account verification code: " + last_code(engine) in plain_body(mail)
     assert "valid for 30 minutes" in plain_body(mail)
 
-    snap = engine.send(snap.id, "submit", {"code": wrong_code(last_code(engine))})
+    snap = engine.send(snap, "submit", {"code": wrong_code(last_code(engine))})
     assert message(snap, "code_invalid").text == "That code is wrong. Try again (4 tries left)."
 
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert (snap.state, snap.screen.title) == ("details", "Add details")
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", details())
     assert snap.state == "provisioning"
     assert "from 18:10" in (snap.screen.text or "")
 
     frozen.tick(PROVISIONING)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status, snap.lang) == ("ready", "completed", "en")
     assert snap.screen.title == "Your account is registered"
     assert _assert_json(snap)["lang"] == "en"
@@ -229,8 +240,8 @@ def test_code_valid_at_last_second(engine: regflow.Engine, frozen: FrozenDateTim
     """At 29:59 after issue the code is still accepted and no expiry message is shown."""
     snap = submit_email(engine, TARO)
     frozen.tick(CODE_TTL - SECOND)
-    assert message_ids(engine.get(snap.id)) == []
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    assert message_ids(engine.get(snap)) == []
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert (snap.state, message_ids(snap)) == ("details", [])
 
 
@@ -240,27 +251,27 @@ def test_code_expired_at_deadline(engine: regflow.Engine, frozen: FrozenDateTime
     code = last_code(engine)
     frozen.tick(CODE_TTL)
 
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status) == ("enter_code", "active")
     assert message_ids(snap) == ["code_expired"]
     assert snap.timers == ()
     timeout = engine.history(snap.id)[-1]
     assert (timeout.event, timeout.actor, timeout.at) == ("code_timeout", "timer", T0 + CODE_TTL)
 
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_expired"])
 
-    snap = engine.send(snap.id, "resend_code")  # the message offers a resend: it works
+    snap = engine.send(snap, "resend_code")  # the message offers a resend: it works
     assert message_ids(snap) == ["code_resent"]
     assert mail_count(engine) == 2
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "details"
 
 
 def test_code_usable_once(engine: regflow.Engine) -> None:
     """I5: a code that opened the details screen is spent (used_at set) and can serve no more."""
     snap = submit_email(engine, TARO)
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "details"
     with engine.store.transaction() as tx:
         spent = tx.codes.latest(snap.id, "registration")
@@ -268,7 +279,7 @@ def test_code_usable_once(engine: regflow.Engine) -> None:
     assert spent.used_at == T0
     assert spent.void is False
     # The details screen takes no code: submitting one again is just an incomplete form.
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "details"
     assert set(field_errors(snap)) == set(DETAILS_FIELDS)
 
@@ -282,24 +293,24 @@ def test_code_only_for_its_own_flow(engine: regflow.Engine) -> None:
     code_b = last_code(engine)
     assert code_a != code_b
 
-    snap = engine.send(flow_b.id, "submit", {"code": code_a})
+    snap = engine.send(flow_b, "submit", {"code": code_a})
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_invalid"])
-    assert engine.send(flow_a.id, "submit", {"code": code_a}).state == "details"
-    assert engine.send(flow_b.id, "submit", {"code": code_b}).state == "details"
+    assert engine.send(flow_a, "submit", {"code": code_a}).state == "details"
+    assert engine.send(flow_b, "submit", {"code": code_b}).state == "details"
 
 
 def test_malformed_code_is_a_field_error_not_a_try(engine: regflow.Engine) -> None:
     """A code that is not 8 digits is a field error and does not use up a try."""
     snap = submit_email(engine, TARO)
     for typed in ("1234", "123456789", "abcdefgh"):
-        snap = engine.send(snap.id, "submit", {"code": typed})
+        snap = engine.send(snap, "submit", {"code": typed})
         assert field_errors(snap) == {"code": "code_format"}
         assert message(snap, "code_format").params == {"digits": 8}
-    snap = engine.send(snap.id, "submit", {"code": wrong_code(last_code(engine))})
+    snap = engine.send(snap, "submit", {"code": wrong_code(last_code(engine))})
     assert message(snap, "code_invalid").params["tries_left"] == 4
     # full-width digits are the same code
     fullwidth = last_code(engine).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    assert engine.send(snap.id, "submit", {"code": fullwidth}).state == "details"
+    assert engine.send(snap, "submit", {"code": fullwidth}).state == "details"
 
 
 # ---- wrong tries -----------------------------------------------------------------------------
@@ -310,25 +321,86 @@ def test_five_wrong_tries_void_the_code(engine: regflow.Engine, frozen: FrozenDa
     code = last_code(engine)
     wrong = wrong_code(code)
     for left in (4, 3, 2, 1):
-        snap = engine.send(snap.id, "submit", {"code": wrong})
+        snap = engine.send(snap, "submit", {"code": wrong})
         assert (snap.state, message_ids(snap)) == ("enter_code", ["code_invalid"])
         assert message(snap, "code_invalid").params == {"tries_left": left}
         assert f"{left}" in message(snap, "code_invalid").text
-    snap = engine.send(snap.id, "submit", {"code": wrong})
+    snap = engine.send(snap, "submit", {"code": wrong})
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_tries_exhausted"])
 
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_void"])
-    snap = engine.send(snap.id, "submit", {"code": wrong})
+    snap = engine.send(snap, "submit", {"code": wrong})
     assert message_ids(snap) == ["code_void"]
 
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message_ids(snap) == ["code_resent"]
     new = last_code(engine)
-    snap = engine.send(snap.id, "submit", {"code": wrong_code(new)})
+    snap = engine.send(snap, "submit", {"code": wrong_code(new)})
     assert message(snap, "code_invalid").params == {"tries_left": 4}  # a fresh code, fresh tries
-    assert engine.send(snap.id, "submit", {"code": new}).state == "details"
+    assert engine.send(snap, "submit", {"code": new}).state == "details"
+
+
+def test_a_fresh_flow_gives_no_fresh_tries(engine: regflow.Engine,
+                                          frozen: FrozenDateTimeFactory) -> None:
+    """Wrong codes are counted per address across flows: two flows use up 5 tries each, and in
+    a third flow the 11th typed code — even the right one — is refused with RateLimited
+    (rate_limited), the flow unchanged, until the first wrong code is an hour old."""
+    first_wrong = datetime.now(UTC)
+    for _ in range(WRONG_CODES // 5):
+        snap = submit_email(engine, TARO)
+        for _ in range(5):
+            snap = engine.send(snap, "submit", {"code": wrong_code(last_code(engine))})
+        assert message_ids(snap) == ["code_tries_exhausted"]
+        frozen.tick(MINUTE)
+    snap = submit_email(engine, TARO, account="abcd8-02")
+    assert snap.state == "enter_code"
+    code = last_code(engine)
+    for typed in (wrong_code(code), code):
+        with pytest.raises(RateLimited) as refused:
+            engine.send(snap, "submit", {"code": typed})
+        assert refused.value.message_id == "rate_limited"
+        assert refused.value.retry_after == (WRONG_CODE_WINDOW - 2 * MINUTE).total_seconds()
+    assert (engine.get(snap).state, message_ids(engine.get(snap))) == ("enter_code", [])
+    # another address is not held back
+    other = submit_email(engine, HANAKO, account="abcd8-03")
+    assert engine.send(other, "submit", {"code": last_code(engine)}).state == "details"
+
+    frozen.move_to(first_wrong + WRONG_CODE_WINDOW - SECOND)
+    snap = engine.send(snap, "resend_code")  # a new code may be mailed, but not typed yet
+    assert message_ids(snap) == ["code_resent"]
+    with pytest.raises(RateLimited) as refused:
+        engine.send(snap, "submit", {"code": last_code(engine)})
+    assert refused.value.retry_after == 1
+    frozen.tick(SECOND)  # the first wrong code is an hour old: one more try
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "details"
+
+
+def test_code_mails_are_limited_per_address_across_flows(engine: regflow.Engine,
+                                                         frozen: FrozenDateTimeFactory) -> None:
+    """5 code mails to one address in any 15 minutes, whatever the flows: the 6th at 14:59
+    is refused with RateLimited (the flow stays on enter_email, nothing mailed); at
+    exactly 15:00 after the first it is allowed, and the next waits for the second to age."""
+    started = datetime.now(UTC)
+    for _ in range(CODE_MAILS):
+        assert submit_email(engine, TARO).state == "enter_code"
+        frozen.tick(MINUTE)
+    frozen.move_to(started + CODE_MAIL_WINDOW - SECOND)
+    snap = engine.start("registration", {"account": "abcd8-01"})
+    with pytest.raises(RateLimited) as refused:
+        engine.send(snap, "submit", {"email": TARO})
+    assert (refused.value.message_id, refused.value.retry_after) == ("rate_limited", 1)
+    assert engine.get(snap).state == "enter_email"
+    assert mail_count(engine) == CODE_MAILS
+    assert submit_email(engine, HANAKO).state == "enter_code"  # another address is not held back
+
+    frozen.move_to(started + CODE_MAIL_WINDOW)
+    assert engine.send(snap, "submit", {"email": TARO}).state == "enter_code"
+    with pytest.raises(RateLimited) as refused:
+        submit_email(engine, TARO)
+    assert refused.value.retry_after == MINUTE.total_seconds()  # the 2nd mail, sent at 1:00
+    assert mail_count(engine) == CODE_MAILS + 2
 
 
 # ---- resend ----------------------------------------------------------------------------------
@@ -340,14 +412,14 @@ def test_resend_too_soon_then_allowed(engine: regflow.Engine, frozen: FrozenDate
     old = last_code(engine)
 
     frozen.tick(RESEND - SECOND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert (snap.state, message_ids(snap)) == ("enter_code", ["resend_too_soon"])
     assert message(snap, "resend_too_soon").params["seconds"] == 1
     assert "1 秒後" in message(snap, "resend_too_soon").text
     assert mail_count(engine) == 1
 
     frozen.tick(SECOND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_resent"])
     assert message(snap, "code_resent").level == "info"
     assert snap.ok
@@ -356,10 +428,10 @@ def test_resend_too_soon_then_allowed(engine: regflow.Engine, frozen: FrozenDate
     new = last_code(engine)
 
     assert new != old
-    snap = engine.send(snap.id, "submit", {"code": old})
+    snap = engine.send(snap, "submit", {"code": old})
     assert snap.state == "enter_code"
     assert message_ids(snap)[0] in ("code_invalid", "code_void")
-    snap = engine.send(snap.id, "submit", {"code": new})
+    snap = engine.send(snap, "submit", {"code": new})
     assert snap.state == "details"
 
 
@@ -368,43 +440,46 @@ def test_resend_waits_count_from_last_send(engine: regflow.Engine,
     """resend_too_soon says how many seconds remain (rounded up) after a refused try."""
     snap = submit_email(engine, TARO)
     frozen.tick(15 * SECOND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message(snap, "resend_too_soon").params["seconds"] == 45
     frozen.tick(44 * SECOND + timedelta(milliseconds=500))
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message(snap, "resend_too_soon").params["seconds"] == 1
     frozen.tick(timedelta(milliseconds=500))
-    assert message_ids(engine.send(snap.id, "resend_code")) == ["code_resent"]
+    assert message_ids(engine.send(snap, "resend_code")) == ["code_resent"]
 
 
-def test_at_most_ten_sends_per_flow(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+def test_at_most_ten_sends_per_flow(make_engine: EngineFactory,
+                                    frozen: FrozenDateTimeFactory) -> None:
     """The first send and 9 resends go out; the 11th send is refused with send_limit."""
+    engine = make_engine(limits=PER_FLOW_SENDS)  # the per-flow rule, not the one across flows
     snap = submit_email(engine, TARO)
     for _ in range(9):
         frozen.tick(RESEND)
-        snap = engine.send(snap.id, "resend_code")
+        snap = engine.send(snap, "resend_code")
         assert message_ids(snap) == ["code_resent"]
     assert mail_count(engine) == 10
 
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert (snap.state, snap.status, message_ids(snap)) == ("enter_code", "active", ["send_limit"])
     assert message(snap, "send_limit").params["max_sends"] == 10
     assert mail_count(engine) == 10
     # the 10th code still works
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "details"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "details"
 
 
-def test_send_limit_holds_after_going_back(engine: regflow.Engine,
+def test_send_limit_holds_after_going_back(make_engine: EngineFactory,
                                            frozen: FrozenDateTimeFactory) -> None:
     """Going back to enter_email does not reset the 10 sends of the flow."""
+    engine = make_engine(limits=PER_FLOW_SENDS)  # the per-flow rule, not the one across flows
     snap = submit_email(engine, TARO)
     for _ in range(9):
         frozen.tick(RESEND)
-        snap = engine.send(snap.id, "resend_code")
-    snap = engine.send(snap.id, "back")
+        snap = engine.send(snap, "resend_code")
+    snap = engine.send(snap, "back")
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "submit", {"email": HANAKO})
+    snap = engine.send(snap, "submit", {"email": HANAKO})
     assert (snap.state, message_ids(snap)) == ("enter_email", ["send_limit"])
     assert mail_count(engine) == 10
 
@@ -413,15 +488,15 @@ def test_resend_restarts_code_timer(engine: regflow.Engine, frozen: FrozenDateTi
     """After a resend at 20:00 the new code lives until 50:00: valid at 49:59, no expiry at 30:00."""
     snap = submit_email(engine, TARO)
     frozen.tick(20 * MINUTE)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert _timers(snap) == [("code_timeout", T0 + 20 * MINUTE + CODE_TTL)]
 
     frozen.move_to(T0 + CODE_TTL)
-    assert "code_expired" not in message_ids(engine.get(snap.id))
+    assert "code_expired" not in message_ids(engine.get(snap))
     frozen.move_to(T0 + 20 * MINUTE + CODE_TTL - SECOND)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert "code_expired" not in message_ids(snap)
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "details"
 
 
@@ -430,10 +505,10 @@ def test_resent_code_expires_30_minutes_after_resend(engine: regflow.Engine,
     """A resent code is refused at exactly 30:00 after its own issue."""
     snap = submit_email(engine, TARO)
     frozen.tick(5 * MINUTE)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     frozen.tick(CODE_TTL)
-    assert message_ids(engine.get(snap.id))[-1] == "code_expired"
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    assert message_ids(engine.get(snap))[-1] == "code_expired"
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert (snap.state, message_ids(snap)) == ("enter_code", ["code_expired"])
 
 
@@ -444,7 +519,7 @@ def test_back_then_another_address(engine: regflow.Engine, frozen: FrozenDateTim
     """back from enter_code returns to enter_email; a new address gets its own code and login."""
     snap = submit_email(engine, TARO)
     old = last_code(engine)
-    snap = engine.send(snap.id, "back")
+    snap = engine.send(snap, "back")
     assert (snap.state, message_ids(snap)) == ("enter_email", [])
     assert field_names(snap) == ENTER_EMAIL_FIELDS
     assert snap.timers == ()  # the code timer is gone with the state
@@ -454,16 +529,16 @@ def test_back_then_another_address(engine: regflow.Engine, frozen: FrozenDateTim
     assert voided.void
 
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "submit", {"email": HANAKO})
+    snap = engine.send(snap, "submit", {"email": HANAKO})
     assert snap.state == "enter_code"
     assert HANAKO in (snap.screen.text or "")
     assert _newest_mail(engine)["To"] == HANAKO
     new = last_code(engine)
     assert new != old
-    assert engine.send(snap.id, "submit", {"code": old}).state == "enter_code"
-    snap = engine.send(snap.id, "submit", {"code": new})
+    assert engine.send(snap, "submit", {"code": old}).state == "enter_code"
+    snap = engine.send(snap, "submit", {"code": new})
     assert snap.state == "details"
-    assert engine.send(snap.id, "submit", details()).state == "provisioning"
+    assert engine.send(snap, "submit", details()).state == "provisioning"
     assert [x.email for x in logins_of(engine)] == [HANAKO]
 
 
@@ -473,9 +548,9 @@ def test_back_then_registered_address_is_email_taken(engine: regflow.Engine,
     register(engine, "abcd8-01", HANAKO)
     sent = mail_count(engine)
     snap = submit_email(engine, TARO)
-    snap = engine.send(snap.id, "back")
+    snap = engine.send(snap, "back")
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "submit", {"email": HANAKO})
+    snap = engine.send(snap, "submit", {"email": HANAKO})
     assert snap.state == "email_taken"  # the guard must judge the address typed now
     assert HANAKO in (snap.screen.text or "")
     assert mail_count(engine) == sent + 1  # only the code to TARO went out
@@ -491,14 +566,14 @@ def test_cancel(engine: regflow.Engine, where: str) -> None:
     else:
         snap = to_details(engine, TARO)
     assert snap.state == where
-    snap = engine.send(snap.id, "cancel")
+    snap = engine.send(snap, "cancel")
     assert (snap.state, snap.status) == ("cancelled", "cancelled")
     assert snap.screen.actions == ()
     assert snap.timers == ()
     assert snap.expires_at is None
-    assert engine.get(snap.id).status == "cancelled"
+    assert engine.get(snap).status == "cancelled"
     with pytest.raises(regflow.FlowGone) as gone:
-        engine.send(snap.id, "submit", {"email": TARO})
+        engine.send(snap, "submit", {"email": TARO})
     assert gone.value.status == "cancelled"
     assert logins_of(engine) == []
     if where == "enter_code":
@@ -521,13 +596,13 @@ def test_existing_email_reveal(engine: regflow.Engine) -> None:
     assert snap.screen.actions[0].label == "別のメールアドレスでやり直す"
     assert mail_count(engine) == sent
 
-    snap = engine.send(snap.id, "back")
+    snap = engine.send(snap, "back")
     assert snap.state == "enter_email"
-    snap = engine.send(snap.id, "submit", {"email": HANAKO})
+    snap = engine.send(snap, "submit", {"email": HANAKO})
     assert snap.state == "enter_code"
 
     taken = submit_email(engine, TARO, account="abcd8-03")
-    assert engine.send(taken.id, "cancel").status == "cancelled"
+    assert engine.send(taken, "cancel").status == "cancelled"
 
 
 @pytest.mark.parametrize(("lang", "text"), [
@@ -564,10 +639,10 @@ def test_existing_email_conceal(make_engine: EngineFactory, frozen: FrozenDateTi
     assert codes_in(notice) == []
 
     for typed in ("00000000", "12345678", "99999999"):
-        snap = engine.send(snap.id, "submit", {"code": typed})
+        snap = engine.send(snap, "submit", {"code": typed})
         assert snap.state == "enter_code"
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message_ids(snap) == ["code_resent"]
     assert codes_in(_newest_mail(engine)) == []
     assert _newest_mail(engine)["To"] == TARO
@@ -583,7 +658,7 @@ def test_existing_email_conceal_code_never_opens_details(
     monkeypatch.setattr(regflow.codes, "random_code", lambda digits=8: "24681357")
     snap = submit_email(engine, TARO, account="abcd8-02")
     assert codes_in(_newest_mail(engine)) == []
-    snap = engine.send(snap.id, "submit", {"code": "24681357"})
+    snap = engine.send(snap, "submit", {"code": "24681357"})
     assert snap.state == "enter_code"
 
 
@@ -633,7 +708,7 @@ def test_details_field_errors(engine: regflow.Engine, overrides: dict[str, str],
                               message_id: str) -> None:
     """Each rule of SPEC 2.1.4 refuses its value with a message next to its field only."""
     snap = to_details(engine, TARO)
-    snap = engine.send(snap.id, "submit", details(**overrides))
+    snap = engine.send(snap, "submit", details(**overrides))
     assert (snap.state, snap.status) == ("details", "active")
     assert field_errors(snap) == {field: message_id}
     assert message(snap, message_id).level == "error"
@@ -644,7 +719,7 @@ def test_details_field_errors(engine: regflow.Engine, overrides: dict[str, str],
 def test_details_reports_every_field_error_at_once(engine: regflow.Engine) -> None:
     """All broken fields are reported together, each with its field set."""
     snap = to_details(engine, TARO)
-    snap = engine.send(snap.id, "submit", {
+    snap = engine.send(snap, "submit", {
         "password": "short", "password_confirm": "other", "customer_id": "12",
         "display_name": "", "tel": "x"})
     assert field_errors(snap) == {
@@ -652,9 +727,9 @@ def test_details_reports_every_field_error_at_once(engine: regflow.Engine) -> No
         "customer_id": "customer_id_invalid", "display_name": "field_required", "tel": "tel_invalid"}
     assert message(snap, "password_length").params == {"min": 8, "max": 256}
 
-    snap = engine.send(snap.id, "submit", dict.fromkeys(DETAILS_FIELDS, ""))
+    snap = engine.send(snap, "submit", dict.fromkeys(DETAILS_FIELDS, ""))
     assert field_errors(snap) == dict.fromkeys(DETAILS_FIELDS, "field_required")
-    snap = engine.send(snap.id, "submit", {})
+    snap = engine.send(snap, "submit", {})
     assert field_errors(snap) == dict.fromkeys(DETAILS_FIELDS, "field_required")
     assert snap.state == "details"
 
@@ -675,7 +750,7 @@ VALID_DETAILS = [
 def test_details_boundaries_accepted(engine: regflow.Engine, overrides: dict[str, str]) -> None:
     """Values at the edges of the rules are accepted and the login is created."""
     snap = to_details(engine, TARO)
-    snap = engine.send(snap.id, "submit", details(**overrides))
+    snap = engine.send(snap, "submit", details(**overrides))
     assert (snap.state, message_ids(snap)) == ("provisioning", [])
     [login] = logins_of(engine)
     assert login.customer_id == CUSTOMER_ID
@@ -688,7 +763,7 @@ def test_details_boundaries_accepted(engine: regflow.Engine, overrides: dict[str
 def test_display_name_is_trimmed_and_nfc(engine: regflow.Engine) -> None:
     """The display name is stored after NFC and trimming."""
     snap = to_details(engine, TARO)
-    snap = engine.send(snap.id, "submit", details(display_name="\u3000 Jose\u0301 山田  "))
+    snap = engine.send(snap, "submit", details(display_name="\u3000 Jose\u0301 山田  "))
     assert snap.state == "provisioning"
     assert logins_of(engine)[0].display_name == "José 山田"
 
@@ -709,7 +784,7 @@ TELS = [
 def test_tel_forms_accepted(engine: regflow.Engine, tel: str) -> None:
     """Tel with any dash, spaces or full-width digits matches the contract by its digits."""
     snap = to_details(engine, TARO)
-    snap = engine.send(snap.id, "submit", details(tel=tel))
+    snap = engine.send(snap, "submit", details(tel=tel))
     assert (snap.state, message_ids(snap)) == ("provisioning", [])
 
 
@@ -719,12 +794,12 @@ def test_validation_error_keeps_values_but_never_the_password(engine: regflow.En
     snap = to_details(engine, TARO)
     form = details(password=secret, customer_id="２８１２３４", display_name="山田\u3000花子",
                    tel="03‐1234‐5678")
-    snap = engine.send(snap.id, "submit", form)
+    snap = engine.send(snap, "submit", form)
     assert field_errors(snap) == {"password": "password_classes"}
     expected = {"password": None, "password_confirm": None, "customer_id": "２８１２３４",
                 "display_name": "山田\u3000花子", "tel": "03‐1234‐5678"}
     assert field_values(snap) == expected
-    assert field_values(engine.get(snap.id)) == expected
+    assert field_values(engine.get(snap)) == expected
     assert secret not in json.dumps(snap.to_dict(), ensure_ascii=False)
     assert secret not in json.dumps(stored_flow(engine, snap.id).data, ensure_ascii=False, default=str)
     history = json.dumps([str(e) for e in engine.history(snap.id)], ensure_ascii=False)
@@ -737,13 +812,13 @@ def test_validation_errors_do_not_count_as_mismatches(engine: regflow.Engine) ->
     for bad in ({"customer_id": "12"}, {"tel": "x"}, {"password": "short"},
                 {"customer_id": "999999"}, {"display_name": ""}, {"customer_id": "28"},
                 {"password_confirm": "nope"}):
-        snap = engine.send(snap.id, "submit", details(**bad))
+        snap = engine.send(snap, "submit", details(**bad))
         assert (snap.state, snap.status) == ("details", "active")
         assert "contract_mismatch" not in message_ids(snap)
     for _ in range(4):
-        snap = engine.send(snap.id, "submit", details(tel="03-0000-0000"))
+        snap = engine.send(snap, "submit", details(tel="03-0000-0000"))
         assert message_ids(snap) == ["contract_mismatch"]
-    assert engine.send(snap.id, "submit", details()).state == "provisioning"
+    assert engine.send(snap, "submit", details()).state == "provisioning"
 
 
 # ---- details: contract -----------------------------------------------------------------------
@@ -760,7 +835,7 @@ def test_contract_mismatch_is_generic(engine: regflow.Engine) -> None:
     snap = to_details(engine, TARO)
     seen = {}
     for case, overrides in MISMATCHES.items():
-        snap = engine.send(snap.id, "submit", details(**overrides))
+        snap = engine.send(snap, "submit", details(**overrides))
         assert (snap.state, message_ids(snap)) == ("details", ["contract_mismatch"]), case
         seen[case] = message(snap, "contract_mismatch").to_dict()
     first = seen["wrong tel"]
@@ -774,16 +849,16 @@ def test_fifth_mismatch_fails_the_flow(engine: regflow.Engine) -> None:
     """Mismatches 1–4 say contract_mismatch; the 5th ends the flow as failed."""
     snap = to_details(engine, TARO)
     for _ in range(4):
-        snap = engine.send(snap.id, "submit", details(tel="03-9999-0000"))
+        snap = engine.send(snap, "submit", details(tel="03-9999-0000"))
         assert (snap.state, snap.status, message_ids(snap)) == (
             "details", "active", ["contract_mismatch"])
-    snap = engine.send(snap.id, "submit", details(customer_id="289999"))
+    snap = engine.send(snap, "submit", details(customer_id="289999"))
     assert (snap.state, snap.status) == ("failed", "failed")
     assert message_ids(snap) == ["contract_mismatch_limit"]
     assert snap.screen.actions == ()
     assert snap.expires_at is None
     with pytest.raises(regflow.FlowGone):
-        engine.send(snap.id, "submit", details())
+        engine.send(snap, "submit", details())
     assert logins_of(engine) == []
 
 
@@ -792,16 +867,16 @@ def test_seat_of_another_customer_is_a_mismatch(engine: regflow.Engine) -> None:
     engine.contracts.add(customer_id="289999", phone="06-9876-5432", licenses=1,
                          accounts=["wxyz9-01"])
     snap = to_details(engine, TARO, account="wxyz9-01")
-    snap = engine.send(snap.id, "submit", details())  # 281234's own, correct details
+    snap = engine.send(snap, "submit", details())  # 281234's own, correct details
     assert (snap.state, message_ids(snap)) == ("details", ["contract_mismatch"])
 
     other = to_details(engine, HANAKO, account="abcd8-01")
-    other = engine.send(other.id, "submit", details(customer_id="289999", tel="06-9876-5432"))
+    other = engine.send(other, "submit", details(customer_id="289999", tel="06-9876-5432"))
     assert (other.state, message_ids(other)) == ("details", ["contract_mismatch"])
     assert logins_of(engine) == []
     assert logins_of(engine, "289999") == []
 
-    snap = engine.send(snap.id, "submit", details(customer_id="289999", tel="06-9876-5432"))
+    snap = engine.send(snap, "submit", details(customer_id="289999", tel="06-9876-5432"))
     assert snap.state == "provisioning"
     assert [x.email for x in logins_of(engine, "289999")] == [TARO]
 
@@ -814,7 +889,7 @@ def test_license_full(engine: regflow.Engine) -> None:
         assert register(engine, account, email).state == "provisioning"
 
     snap = to_details(engine, SABURO, account="abcd8-01")
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", details())
     assert (snap.state, snap.status, message_ids(snap)) == ("details", "active", ["license_full"])
     full = message(snap, "license_full")
     assert full.params["licenses"] == 3
@@ -823,7 +898,7 @@ def test_license_full(engine: regflow.Engine) -> None:
     assert len(logins_of(engine)) == 3
     assert field_values(snap)["display_name"] == "山田 太郎"
 
-    snap = engine.send(snap.id, "submit", details(), lang="en")
+    snap = engine.send(snap, "submit", details(), lang="en")
     assert "Your contract has 3 accounts." in message(snap, "license_full").text
     assert len(logins_of(engine)) == 3
 
@@ -861,8 +936,8 @@ def test_race_second_flow_gets_email_taken_at_details(engine: regflow.Engine) ->
     """I1: two flows past enter_email with one address; the first to finish wins, the other is told."""
     first = to_details(engine, TARO, account="abcd8-01")
     second = to_details(engine, "Taro@Example.JP", account="abcd8-02")
-    assert engine.send(first.id, "submit", details()).state == "provisioning"
-    snap = engine.send(second.id, "submit", details())
+    assert engine.send(first, "submit", details()).state == "provisioning"
+    snap = engine.send(second, "submit", details())
     assert (snap.state, snap.status) == ("email_taken", "active")
     assert [x.email for x in logins_of(engine)] == [TARO]
 
@@ -875,7 +950,7 @@ def test_provisioning_ready_exactly_ten_minutes_after_acceptance(
     snap = to_details(engine, TARO)
     frozen.tick(7 * MINUTE + 13 * SECOND)
     accepted = T0 + 7 * MINUTE + 13 * SECOND
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", details())
     deadline = accepted + PROVISIONING
     assert snap.state == "provisioning"
     assert _timers(snap) == [("provisioned", deadline)]
@@ -886,9 +961,9 @@ def test_provisioning_ready_exactly_ten_minutes_after_acceptance(
     assert login.created_at == accepted
 
     frozen.move_to(deadline - SECOND)
-    assert engine.get(snap.id).state == "provisioning"
+    assert engine.get(snap).state == "provisioning"
     frozen.move_to(deadline)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status) == ("ready", "completed")
     entry = engine.history(snap.id)[-1]
     assert (entry.event, entry.actor, entry.at) == ("provisioned", "timer", deadline)
@@ -900,7 +975,7 @@ def test_provisioned_is_journaled_at_deadline_when_read_late(
     """Read three hours late, the flow is ready (not expired) and the step is dated at the deadline."""
     snap = register(engine, "abcd8-01", TARO)
     frozen.tick(3 * 60 * MINUTE)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status) == ("ready", "completed")
     events = [(e.event, e.actor, e.at) for e in engine.history(snap.id)]
     assert events[-1] == ("provisioned", "timer", T0 + PROVISIONING)
@@ -911,12 +986,12 @@ def test_journal_records_every_step(engine: regflow.Engine, frozen: FrozenDateTi
     """The journal lists each step with its states, event, actor, instant and outcome."""
     snap = submit_email(engine, TARO)
     frozen.tick(MINUTE)
-    snap = engine.send(snap.id, "submit", {"code": wrong_code(last_code(engine))})
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
-    snap = engine.send(snap.id, "submit", details(tel="03-0000-0000"))
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", {"code": wrong_code(last_code(engine))})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", details(tel="03-0000-0000"))
+    snap = engine.send(snap, "submit", details())
     frozen.tick(PROVISIONING)
-    engine.get(snap.id)
+    engine.get(snap)
     rows = [(e.from_state, e.to_state, e.event, e.actor, e.at, e.outcome)
             for e in engine.history(snap.id)]
     t1 = T0 + MINUTE
@@ -937,9 +1012,9 @@ def test_flow_expires_after_60_minutes(engine: regflow.Engine, frozen: FrozenDat
     """Active at 59:59 without activity; at 60:00 get shows expired and send raises FlowGone."""
     snap = engine.start("registration", {"account": "abcd8-01"})
     frozen.tick(EXPIRY - SECOND)
-    assert engine.get(snap.id).status == "active"
+    assert engine.get(snap).status == "active"
     frozen.tick(SECOND)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status, message_ids(snap)) == ("expired", "expired", ["flow_expired"])
     assert snap.expires_at is None
     assert snap.screen.actions == ()
@@ -947,7 +1022,7 @@ def test_flow_expires_after_60_minutes(engine: regflow.Engine, frozen: FrozenDat
     assert (entry.event, entry.actor, entry.at, entry.to_state) == (
         "expire", "timer", T0 + EXPIRY, "expired")
     with pytest.raises(regflow.FlowGone) as gone:
-        engine.send(snap.id, "submit", {"email": TARO})
+        engine.send(snap, "submit", {"email": TARO})
     assert gone.value.status == "expired"
     assert mail_count(engine) == 0
 
@@ -958,7 +1033,7 @@ def test_send_at_expiry_instant_raises_flow_gone(engine: regflow.Engine,
     snap = engine.start("registration", {"account": "abcd8-01"})
     frozen.tick(EXPIRY)
     with pytest.raises(regflow.FlowGone):
-        engine.send(snap.id, "submit", {"email": TARO})
+        engine.send(snap, "submit", {"email": TARO})
     assert stored_flow(engine, snap.id).status == "expired"
     assert mail_count(engine) == 0
 
@@ -967,24 +1042,24 @@ def test_activity_resets_expiry(engine: regflow.Engine, frozen: FrozenDateTimeFa
     """Each event restarts the 60 minutes (even one refused by validation); reads do not."""
     snap = engine.start("registration", {"account": "abcd8-01"})
     frozen.tick(50 * MINUTE)
-    snap = engine.send(snap.id, "submit", {"email": "not an address"})
+    snap = engine.send(snap, "submit", {"email": "not an address"})
     assert field_errors(snap) == {"email": "email_invalid"}
     last_activity = T0 + 50 * MINUTE
     assert snap.expires_at == last_activity + EXPIRY
 
     frozen.tick(30 * MINUTE)
-    assert engine.get(snap.id).expires_at == last_activity + EXPIRY  # a read is no activity
+    assert engine.get(snap).expires_at == last_activity + EXPIRY  # a read is no activity
     frozen.move_to(last_activity + EXPIRY - SECOND)
-    assert engine.get(snap.id).status == "active"
+    assert engine.get(snap).status == "active"
     frozen.move_to(last_activity + EXPIRY)
-    assert engine.get(snap.id).status == "expired"
+    assert engine.get(snap).status == "expired"
 
 
 def test_expiry_after_code_timeout(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """Waiting for a code: code_timeout fires at 30:00, the flow expires at 60:00, in that order."""
     snap = submit_email(engine, TARO)
     frozen.tick(2 * EXPIRY)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert snap.status == "expired"
     tail = [(e.event, e.at) for e in engine.history(snap.id)][-2:]
     assert tail == [("code_timeout", T0 + CODE_TTL), ("expire", T0 + EXPIRY)]
@@ -1038,13 +1113,13 @@ def test_event_not_allowed(engine: regflow.Engine) -> None:
     """An event the state does not take raises EventNotAllowed listing what it takes; nothing changes."""
     snap = engine.start("registration", {"account": "abcd8-01"})
     with pytest.raises(regflow.EventNotAllowed) as refused:
-        engine.send(snap.id, "resend_code")
+        engine.send(snap, "resend_code")
     assert refused.value.message_id == "event_not_allowed"
     assert refused.value.state == "enter_email"
     assert sorted(refused.value.allowed) == ["cancel", "submit"]
     with pytest.raises(regflow.EventNotAllowed):
-        engine.send(snap.id, "back")
-    assert engine.get(snap.id) == snap
+        engine.send(snap, "back")
+    assert engine.get(snap) == snap
     assert len(engine.history(snap.id)) == 1
 
 
@@ -1052,17 +1127,17 @@ def test_timer_events_cannot_be_sent_by_a_person(engine: regflow.Engine) -> None
     """code_timeout and provisioned come only from timers: sending them raises EventNotAllowed."""
     snap = submit_email(engine, TARO)
     with pytest.raises(regflow.EventNotAllowed) as refused:
-        engine.send(snap.id, "code_timeout")
+        engine.send(snap, "code_timeout")
     assert sorted(refused.value.allowed) == sorted(ENTER_CODE_ACTIONS)
-    assert message_ids(engine.get(snap.id)) == []
+    assert message_ids(engine.get(snap)) == []
 
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
-    snap = engine.send(snap.id, "submit", details())
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", details())
     assert snap.state == "provisioning"
     with pytest.raises(regflow.EventNotAllowed) as refused:
-        engine.send(snap.id, "provisioned")
+        engine.send(snap, "provisioned")
     assert refused.value.allowed == []
-    assert engine.get(snap.id).state == "provisioning"
+    assert engine.get(snap).state == "provisioning"
 
 
 def test_start_needs_a_known_account(engine: regflow.Engine) -> None:
@@ -1084,34 +1159,34 @@ def test_start_needs_a_known_account(engine: regflow.Engine) -> None:
 def test_idempotent_replay(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """The same key and payload replay the first answer and send no second mail."""
     snap = engine.start("registration", {"account": "abcd8-01"})
-    first = engine.send(snap.id, "submit", {"email": TARO}, idempotency_key="key-1")
+    first = engine.send(snap, "submit", {"email": TARO}, idempotency_key="key-1")
     assert first.state == "enter_code"
     assert mail_count(engine) == 1
 
     frozen.tick(RESEND)  # a real second send would be allowed now: the replay must not send
-    again = engine.send(snap.id, "submit", {"email": TARO}, idempotency_key="key-1")
+    again = engine.send(snap, "submit", {"email": TARO}, idempotency_key="key-1")
     assert again.to_dict() == first.to_dict()
     assert mail_count(engine) == 1
     assert len(engine.history(snap.id)) == 2
 
     code = last_code(engine)
-    passed = engine.send(snap.id, "submit", {"code": code}, idempotency_key="key-2")
-    replay = engine.send(snap.id, "submit", {"code": code}, idempotency_key="key-2")
+    passed = engine.send(snap, "submit", {"code": code}, idempotency_key="key-2")
+    replay = engine.send(snap, "submit", {"code": code}, idempotency_key="key-2")
     assert replay.to_dict() == passed.to_dict()
     assert replay.state == "details"
-    assert engine.get(snap.id).state == "details"
+    assert engine.get(snap).state == "details"
 
 
 def test_idempotency_key_with_other_payload(engine: regflow.Engine) -> None:
     """The same key with another payload (or event) raises IdempotencyConflict and changes nothing."""
     snap = engine.start("registration", {"account": "abcd8-01"})
-    engine.send(snap.id, "submit", {"email": TARO}, idempotency_key="key-1")
+    engine.send(snap, "submit", {"email": TARO}, idempotency_key="key-1")
     with pytest.raises(regflow.IdempotencyConflict):
-        engine.send(snap.id, "submit", {"email": HANAKO}, idempotency_key="key-1")
+        engine.send(snap, "submit", {"email": HANAKO}, idempotency_key="key-1")
     with pytest.raises(regflow.IdempotencyConflict):
-        engine.send(snap.id, "cancel", {}, idempotency_key="key-1")
+        engine.send(snap, "cancel", {}, idempotency_key="key-1")
     assert mail_count(engine) == 1
-    assert engine.get(snap.id).state == "enter_code"
+    assert engine.get(snap).state == "enter_code"
 
 
 # ---- transient errors ------------------------------------------------------------------------
@@ -1148,7 +1223,7 @@ def test_transient_failure_keeps_form_and_next_again_is_idempotent(
     sent = mail_count(engine)
     form = details(customer_id="２８１２３４", tel="03 1234 5678", display_name="山田 花子")
 
-    snap = engine.send(snap.id, "submit", form)
+    snap = engine.send(snap, "submit", form)
     assert (snap.state, snap.status, message_ids(snap)) == ("details", "active", ["transient_error"])
     assert message(snap, "transient_error").text == (
         "問題が発生しました。もう一度「次へ」をクリックしてください。")
@@ -1161,13 +1236,13 @@ def test_transient_failure_keeps_form_and_next_again_is_idempotent(
     assert clock.slept == pytest.approx(_expected_waits(11, 2))
     assert all(w <= cap for w, cap in zip(clock.slept, (0.2, 0.4), strict=True))
     assert engine.history(snap.id)[-1].outcome == "transient_error"
-    assert engine.get(snap.id).state == "details"
+    assert engine.get(snap).state == "details"
 
     provisioner.recover()
-    snap = engine.send(snap.id, "submit", form)
+    snap = engine.send(snap, "submit", form)
     assert (snap.state, message_ids(snap)) == ("provisioning", [])
     assert len(logins_of(engine)) == 1
     assert mail_count(engine) == sent
     with pytest.raises(regflow.EventNotAllowed):
-        engine.send(snap.id, "submit", form)
+        engine.send(snap, "submit", form)
     assert len(logins_of(engine)) == 1

@@ -41,34 +41,34 @@ def test_a_full_run_logs_no_secret(store: str, tmp_path: Path,
     clock.advance(600)
 
     snap = engine.start("sign_in", {"account": "abcd8-01"})
-    snap = engine.send(snap.id, "submit", {"email": "taro@example.jp", "password": "Wrong-pass-1"})
-    snap = engine.send(snap.id, "submit", {"email": "taro@example.jp", "password": PASSWORD})
-    snap = engine.send(snap.id, "submit")
+    snap = engine.send(snap, "submit", {"email": "taro@example.jp", "password": "Wrong-pass-1"})
+    snap = engine.send(snap, "submit", {"email": "taro@example.jp", "password": PASSWORD})
+    snap = engine.send(snap, "submit")
     token = snap.session
     assert token is not None
     secrets_seen.append(token)
     two_factor = engine.start("set_two_factor", session=token)
-    engine.send(two_factor.id, "submit", {"enabled": True}, session=token)
+    engine.send(two_factor, "submit", {"enabled": True}, session=token)
     snap = engine.start("sign_in", {"account": "abcd8-01"})
-    snap = engine.send(snap.id, "submit", {"email": "taro@example.jp", "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": "taro@example.jp", "password": PASSWORD})
     code = last_code(engine)
     secrets_seen.append(code)
-    snap = engine.send(snap.id, "submit", {"code": code}, idempotency_key="k-1")
+    snap = engine.send(snap, "submit", {"code": code}, idempotency_key="k-1")
     assert snap.session is not None
     secrets_seen.append(snap.session)
 
     reset = engine.start("password_reset")
-    reset = engine.send(reset.id, "submit", {"email": "hana@example.jp"})
+    reset = engine.send(reset, "submit", {"email": "hana@example.jp"})
     reset_code = last_code(engine)
     secrets_seen.append(reset_code)
-    reset = engine.send(reset.id, "submit", {"code": reset_code})
-    reset = engine.send(reset.id, "submit", {"password": NEW_PASSWORD,
+    reset = engine.send(reset, "submit", {"code": reset_code})
+    reset = engine.send(reset, "submit", {"password": NEW_PASSWORD,
                                              "password_confirm": NEW_PASSWORD})
     assert reset.state == "done"
 
     hana = next(x for x in engine.admin_logins(snap.session) if x["email"] == "hana@example.jp")
     delete = engine.start("delete_login", {"target": hana["id"]}, session=snap.session)
-    assert engine.send(delete.id, "submit", session=snap.session).state == "done"
+    assert engine.send(delete, "submit", session=snap.session).state == "done"
 
     logged = everything_logged(caplog)
     assert logged  # the run did log
@@ -91,14 +91,14 @@ def test_security_records_carry_actor_and_time(caplog: pytest.LogCaptureFixture)
     register(engine, "abcd8-02", "hana@example.jp")
     clock.advance(600)
     snap = engine.start("sign_in", {"account": "abcd8-01"})
-    engine.send(snap.id, "submit", {"email": "taro@example.jp", "password": "Wrong-pass-1"})
-    snap = engine.send(snap.id, "submit", {"email": "taro@example.jp", "password": PASSWORD})
-    snap = engine.send(snap.id, "submit")
+    engine.send(snap, "submit", {"email": "taro@example.jp", "password": "Wrong-pass-1"})
+    snap = engine.send(snap, "submit", {"email": "taro@example.jp", "password": PASSWORD})
+    snap = engine.send(snap, "submit")
     assert snap.session is not None
     admin = next(x for x in engine.admin_logins(snap.session) if x["role"] == "admin")
     hana = next(x for x in engine.admin_logins(snap.session) if x["email"] == "hana@example.jp")
     flow = engine.start("transfer_admin", {"target": hana["id"]}, session=snap.session)
-    engine.send(flow.id, "submit", session=snap.session)
+    engine.send(flow, "submit", session=snap.session)
 
     security = [r for r in caplog.records if r.name == "regflow.security"]
     fields = [r.regflow for r in security]  # type: ignore[attr-defined]

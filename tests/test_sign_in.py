@@ -38,8 +38,11 @@ from flows import (
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
+from regflow import limits
 from regflow.adapters.argon2_hasher import Argon2Hasher
+from regflow.limits import Limits, Rate
 from regflow.screens import Snapshot
+from regflow.validation import email_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -51,6 +54,15 @@ RESEND = 60 * SECOND
 SESSION_TTL = 12 * HOUR
 ENFORCEMENT = datetime(2026, 2, 1, 15, 0, tzinfo=UTC)  # 2026-02-02 00:00 Asia/Tokyo
 WRONG = "Wrong-pass-99"
+LOCKOUT_AFTER = 10  # wrong passwords in a row from one client (SPEC 2.2, sign_in lockout_after)
+STEP_UP_AFTER = 20  # wrong passwords from all clients within the hour (sign_in step_up_after)
+LOCKOUT_FIRST = MINUTE  # then doubling ...
+LOCKOUT_MAX = HOUR  # ... up to this (SPEC 5)
+# The address's code mails across flows raised from 5 to 20 per 15 min, for the tests of the
+# per-flow rule (at most 10 sends per flow), which the default limit would cut short at 5:
+# only the flow's own rule can then refuse a send.
+PER_FLOW_SENDS = Limits(code_mails=(Rate(20, 15 * 60), Rate(40, 24 * 3600)))
+LOCKED_SUBJECT = "regflow サインインの失敗が続いたため、一時的にロックしました"
 
 TARO = "taro@example.jp"
 HANAKO = "hanako@example.jp"
@@ -98,14 +110,14 @@ class SlowHasher(CountingHasher):
 def submit(engine: regflow.Engine, account: str, email: str, password: str = PASSWORD) -> Snapshot:
     """Start a sign-in on ``account`` and submit the credentials."""
     snap = engine.start("sign_in", {"account": account})
-    return engine.send(snap.id, "submit", {"email": email, "password": password})
+    return engine.send(snap, "submit", {"email": email, "password": password})
 
 
 def sign_in(engine: regflow.Engine, account: str, email: str, password: str = PASSWORD) -> Snapshot:
     """Sign in, answering OK at the link prompt; the signed_in snapshot."""
     snap = submit(engine, account, email, password)
     if snap.state == "link_prompt":
-        snap = engine.send(snap.id, "submit")
+        snap = engine.send(snap, "submit")
     assert (snap.state, snap.status) == ("signed_in", "completed"), message_ids(snap)
     assert snap.session is not None
     return snap
@@ -122,14 +134,14 @@ def turn_on_two_factor(engine: regflow.Engine, token: str) -> None:
     """The login of ``token`` turns its own second factor on (set_two_factor flow)."""
     snap = engine.start("set_two_factor", session=token)
     assert (snap.state, field_names(snap)) == ("confirm", ["enabled"])
-    snap = engine.send(snap.id, "submit", {"enabled": True}, session=token)
+    snap = engine.send(snap, "submit", {"enabled": True}, session=token)
     assert (snap.state, snap.status) == ("done", "completed"), message_ids(snap)
 
 
 def require_two_factor(engine: regflow.Engine, admin_token: str) -> None:
     """The admin makes the second factor the customer's policy (require_two_factor flow)."""
     snap = engine.start("require_two_factor", session=admin_token)
-    snap = engine.send(snap.id, "submit", {"enabled": True}, session=admin_token)
+    snap = engine.send(snap, "submit", {"enabled": True}, session=admin_token)
     assert (snap.state, snap.status) == ("done", "completed"), message_ids(snap)
 
 
@@ -144,13 +156,61 @@ def to_second_factor(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> S
     return snap
 
 
-def fail(engine: regflow.Engine, flow_id: str, email: str, times: int) -> Snapshot:
-    """Send ``times`` wrong passwords for ``email`` in one flow; each says credentials_invalid."""
-    snap = engine.get(flow_id)
+def fail(engine: regflow.Engine, flow: Snapshot, email: str, times: int, *,
+         client: str | None = None) -> Snapshot:
+    """Send ``times`` wrong passwords for ``email`` in one flow (from ``client``, else
+    in-process); each says credentials_invalid."""
+    snap = flow
     for _ in range(times):
-        snap = engine.send(flow_id, "submit", {"email": email, "password": WRONG})
+        snap = engine.send(snap, "submit", {"email": email, "password": WRONG}, client=client)
         assert (snap.state, message_ids(snap)) == ("credentials", ["credentials_invalid"])
     return snap
+
+
+def new_flow(engine: regflow.Engine, account: str = "abcd8-01", *,
+             client: str | None = None) -> Snapshot:
+    """A fresh sign-in flow on ``account``."""
+    return engine.start("sign_in", {"account": account}, client=client)
+
+
+def _client_key(engine: regflow.Engine, client: str | None) -> str:
+    """A client as the store counts it: in-process callers are ``""``, others a keyed digest."""
+    return "" if client is None else limits.digest(engine.services.secret, f"client:{client}")
+
+
+def _subject(engine: regflow.Engine, email: str) -> str:
+    return limits.address(engine.services.secret, email_key(email))
+
+
+def failures(engine: regflow.Engine, email: str, client: str | None = None) -> int:
+    """Wrong passwords for the address from ``client`` (in-process by default) kept in the
+    store, whether or not a lockout already paid for them."""
+    with engine.store.transaction() as tx:
+        count, _ = tx.limits.count(limits.SIGN_IN_FAILURE, _subject(engine, email),
+                                   _client_key(engine, client), T0 - 365 * 24 * HOUR)
+    return count
+
+
+def lockouts(engine: regflow.Engine, email: str, client: str | None = None) -> int:
+    """The lockouts of the address for ``client`` (in-process by default) kept in the store."""
+    with engine.store.transaction() as tx:
+        count, _ = tx.limits.count(limits.SIGN_IN_LOCKOUT, _subject(engine, email),
+                                   _client_key(engine, client), T0 - 365 * 24 * HOUR)
+    return count
+
+
+def locked_until(engine: regflow.Engine, email: str, client: str | None = None) -> datetime | None:
+    """When the latest lockout of the address for ``client`` ends (None: no lockout kept)."""
+    with engine.store.transaction() as tx:
+        hit = tx.limits.last(limits.SIGN_IN_LOCKOUT, _subject(engine, email),
+                             _client_key(engine, client))
+    return None if hit is None else hit.until
+
+
+def mails_to(engine: regflow.Engine, email: str, subject: str) -> int:
+    """How many mails with ``subject`` went to ``email``."""
+    mailer: Any = engine.mailer
+    return sum(1 for m in mailer.messages if (m["To"], m["Subject"]) == (email, subject))
 
 
 # ---- screens and names (SPEC 4.1a) -----------------------------------------------------------
@@ -179,7 +239,7 @@ def test_sign_in_needs_an_account_context(engine: regflow.Engine) -> None:
 def test_empty_credentials_are_field_errors(engine: regflow.Engine) -> None:
     """Submitting nothing stays on credentials with errors on both fields, no failure counted."""
     snap = engine.start("sign_in", {"account": "abcd8-01"})
-    snap = engine.send(snap.id, "submit", {})
+    snap = engine.send(snap, "submit", {})
     assert snap.state == "credentials"
     assert {m.field for m in snap.screen.messages} == {"email", "password"}
     assert not snap.ok
@@ -194,7 +254,7 @@ def test_legacy_offered_and_works_before_enforcement(engine: regflow.Engine,
     snap = engine.start("sign_in", {"account": "abcd8-01"})
     assert action_events(snap) == [*CREDENTIALS_ACTIONS, "continue_legacy"]
     assert snap.screen.actions[-1].label == "アカウントなしで続行"
-    snap = engine.send(snap.id, "continue_legacy")
+    snap = engine.send(snap, "continue_legacy")
     assert (snap.state, snap.status) == ("legacy", "completed")
     assert snap.session is None
     assert snap.screen.actions == ()
@@ -207,10 +267,10 @@ def test_legacy_refused_from_enforcement(engine: regflow.Engine,
     snap = engine.start("sign_in", {"account": "abcd8-01"})
     assert action_events(snap) == CREDENTIALS_ACTIONS
     with pytest.raises(regflow.EventNotAllowed) as refused:
-        engine.send(snap.id, "continue_legacy")
+        engine.send(snap, "continue_legacy")
     assert "continue_legacy" not in refused.value.allowed
     assert set(refused.value.allowed) == set(CREDENTIALS_ACTIONS)
-    assert engine.get(snap.id).state == "credentials"
+    assert engine.get(snap).state == "credentials"
 
 
 def test_legacy_offered_at_last_second_refused_at_enforcement(
@@ -220,10 +280,10 @@ def test_legacy_offered_at_last_second_refused_at_enforcement(
     snap = engine.start("sign_in", {"account": "abcd8-01"})
     assert "continue_legacy" in action_events(snap)
     frozen.tick(SECOND)
-    assert "continue_legacy" not in action_events(engine.get(snap.id))
+    assert "continue_legacy" not in action_events(engine.get(snap))
     with pytest.raises(regflow.EventNotAllowed):
-        engine.send(snap.id, "continue_legacy")
-    snap = engine.get(snap.id)
+        engine.send(snap, "continue_legacy")
+    snap = engine.get(snap)
     assert (snap.state, snap.status) == ("credentials", "active")
 
 
@@ -237,9 +297,9 @@ def test_enforcement_date_is_configurable(make_engine: EngineFactory,
     other = engine.start("sign_in", {"account": "abcd8-01"})
     assert "continue_legacy" not in action_events(other)
     with pytest.raises(regflow.EventNotAllowed):
-        engine.send(other.id, "continue_legacy")
+        engine.send(other, "continue_legacy")
     frozen.move_to(T0 - SECOND)
-    assert engine.send(other.id, "continue_legacy").state == "legacy"
+    assert engine.send(other, "continue_legacy").state == "legacy"
 
 
 def test_enforcement_date_without_offset(make_engine: EngineFactory,
@@ -261,37 +321,41 @@ def test_enforcement_date_without_offset(make_engine: EngineFactory,
 def test_create_account_hands_over_to_registration(engine: regflow.Engine) -> None:
     """create_account answers with a new registration on the same seat; sign_in ends handed_over."""
     start = engine.start("sign_in", {"account": "abcd8-02"})
-    snap = engine.send(start.id, "create_account")
+    snap = engine.send(start, "create_account")
     assert (snap.flow, snap.state, snap.status) == ("registration", "enter_email", "active")
     assert snap.id != start.id
+    assert snap.flow_token is not None
+    assert snap.flow_token != start.flow_token  # the new flow's own token, for the same client
+    with pytest.raises(regflow.FlowNotFound):
+        engine.get(snap.id, token=start.flow_token)
     assert snap.continue_with == {"flow": "registration", "id": snap.id}
     assert snap.to_dict()["continue_with"] == {"flow": "registration", "id": snap.id}
     assert field_names(snap) == ["email"]
     assert stored_flow(engine, snap.id).data["account"] == "abcd8-02"
 
-    old = engine.get(start.id)
+    old = engine.get(start)
     assert (old.flow, old.state, old.status) == ("sign_in", "handed_over", "completed")
     assert old.continue_with == {"flow": "registration", "id": snap.id}
     assert old.session is None
     with pytest.raises(regflow.FlowGone):
-        engine.send(start.id, "submit", {"email": TARO, "password": PASSWORD})
+        engine.send(start, "submit", {"email": TARO, "password": PASSWORD})
 
     # the registration handed over to is a working one
-    snap = engine.send(snap.id, "submit", {"email": TARO})
+    snap = engine.send(snap, "submit", {"email": TARO})
     assert (snap.state, snap.flow) == ("enter_code", "registration")
 
 
 def test_forgot_password_hands_over_to_password_reset(engine: regflow.Engine) -> None:
     """forgot_password answers with a new password_reset; sign_in ends handed_over, linked to it."""
     start = engine.start("sign_in", {"account": "abcd8-01"})
-    snap = engine.send(start.id, "forgot_password")
+    snap = engine.send(start, "forgot_password")
     assert (snap.flow, snap.state, snap.status) == ("password_reset", "enter_email", "active")
     assert snap.continue_with == {"flow": "password_reset", "id": snap.id}
     assert field_names(snap) == ["email"]
-    old = engine.get(start.id)
+    old = engine.get(start)
     assert (old.state, old.status) == ("handed_over", "completed")
     assert old.continue_with == {"flow": "password_reset", "id": snap.id}
-    assert engine.get(snap.id).state == "enter_email"
+    assert engine.get(snap).state == "enter_email"
 
 
 # ---- first sign-in: ready_at, link prompt, session --------------------------------------------
@@ -305,11 +369,11 @@ def test_not_ready_until_ready_at(engine: regflow.Engine, frozen: FrozenDateTime
     assert "18:10" in message(snap, "not_ready").text
 
     frozen.tick(PROVISIONING - SECOND)
-    snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert (snap.state, message_ids(snap)) == ("credentials", ["not_ready"])
 
     frozen.tick(SECOND)
-    snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert (snap.state, snap.status, message_ids(snap)) == ("link_prompt", "active", [])
     assert snap.session is None
 
@@ -333,7 +397,7 @@ def test_link_prompt_ok_links_and_signs_in(engine: regflow.Engine,
     assert "abcd8-01" in (snap.screen.text or "")
     assert login_of(engine, TARO).account is None
 
-    snap = engine.send(snap.id, "submit")
+    snap = engine.send(snap, "submit")
     assert (snap.state, snap.status, message_ids(snap)) == ("signed_in", "completed", [])
     assert snap.screen.actions == ()
     assert snap.expires_at is None
@@ -344,7 +408,7 @@ def test_link_prompt_ok_links_and_signs_in(engine: regflow.Engine,
     assert engine.admin_logins(token) == [{
         "id": login_of(engine, TARO).id, "email": TARO, "display_name": "山田 太郎",
         "account": "abcd8-01", "role": "admin", "ready": True,
-        "ready_at": "2026-03-02T09:10:00Z", "two_factor": False,
+        "ready_at": "2026-03-02T09:10:00Z", "two_factor": False, "sign_in_failures": 0,
     }]
 
 
@@ -382,16 +446,16 @@ def test_cancel_at_link_prompt_returns_to_credentials(engine: regflow.Engine,
     """cancel at link_prompt: back to credentials, nothing linked, no session; sign-in works again."""
     ready(engine, frozen, ("abcd8-01", TARO))
     snap = submit(engine, "abcd8-01", TARO)
-    snap = engine.send(snap.id, "cancel")
+    snap = engine.send(snap, "cancel")
     assert (snap.state, snap.status, message_ids(snap)) == ("credentials", "active", [])
     assert field_names(snap) == CREDENTIALS_FIELDS
     assert snap.session is None
     assert login_of(engine, TARO).account is None
     assert "_login_id" not in stored_flow(engine, snap.id).data
 
-    snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert snap.state == "link_prompt"
-    assert engine.send(snap.id, "submit").state == "signed_in"
+    assert engine.send(snap, "submit").state == "signed_in"
 
 
 def test_second_sign_in_goes_straight_to_signed_in(engine: regflow.Engine,
@@ -424,7 +488,7 @@ def test_linked_elsewhere(engine: regflow.Engine, frozen: FrozenDateTimeFactory)
     assert message(snap, "linked_elsewhere").text == "このアカウントは別の ASP ユーザーに紐づけられています。"
     assert snap.session is None
     assert login_of(engine, TARO).account == "abcd8-01"
-    assert login_of(engine, TARO).failed_sign_ins == 0
+    assert failures(engine, TARO) == 0
 
 
 def test_account_taken_at_link_prompt(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
@@ -433,7 +497,7 @@ def test_account_taken_at_link_prompt(engine: regflow.Engine, frozen: FrozenDate
     sign_in(engine, "abcd8-01", TARO)
     snap = submit(engine, "abcd8-01", HANAKO)
     assert snap.state == "link_prompt"
-    snap = engine.send(snap.id, "submit")
+    snap = engine.send(snap, "submit")
     assert (snap.state, snap.status, message_ids(snap)) == ("link_prompt", "active", ["account_taken"])
     assert message(snap, "account_taken").text == (
         "この ASP ユーザーはすでに別のアカウントに紐づけられています。")
@@ -441,7 +505,7 @@ def test_account_taken_at_link_prompt(engine: regflow.Engine, frozen: FrozenDate
     assert login_of(engine, HANAKO).account is None
     assert login_of(engine, TARO).account == "abcd8-01"
     # cancel, then the free seat works
-    snap = engine.send(snap.id, "cancel")
+    snap = engine.send(snap, "cancel")
     assert snap.state == "credentials"
     assert sign_in(engine, "abcd8-02", HANAKO).state == "signed_in"
     assert login_of(engine, HANAKO).account == "abcd8-02"
@@ -468,8 +532,8 @@ def test_login_deleted_at_link_prompt(engine: regflow.Engine, frozen: FrozenDate
     snap = submit(engine, "abcd8-02", HANAKO)
     assert snap.state == "link_prompt"
     delete = engine.start("delete_login", {"target": login_of(engine, HANAKO).id}, session=admin)
-    assert engine.send(delete.id, "submit", session=admin).state == "done"
-    snap = engine.send(snap.id, "submit")
+    assert engine.send(delete, "submit", session=admin).state == "done"
+    snap = engine.send(snap, "submit")
     assert (snap.state, message_ids(snap)) == ("credentials", ["credentials_invalid"])
     assert snap.session is None
 
@@ -484,8 +548,8 @@ def test_login_deleted_at_second_factor(engine: regflow.Engine,
     assert snap.state == "second_factor"
     code = last_code(engine)
     delete = engine.start("delete_login", {"target": login_of(engine, HANAKO).id}, session=admin)
-    assert engine.send(delete.id, "submit", session=admin).state == "done"
-    snap = engine.send(snap.id, "submit", {"code": code})
+    assert engine.send(delete, "submit", session=admin).state == "done"
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, message_ids(snap)) == ("credentials", ["credentials_invalid"])
     assert snap.session is None
 
@@ -508,7 +572,7 @@ def test_unknown_address_looks_like_wrong_password(make_engine: EngineFactory,
 
     def neutral(snap: Snapshot) -> dict[str, Any]:
         data = snap.to_dict()
-        del data["id"]
+        del data["id"], data["flow_token"]  # each flow's own
         for field in data["screen"]["fields"]:
             field["value"] = None  # each shows its own typed address again
         return data
@@ -537,31 +601,29 @@ def test_unknown_address_still_verifies_a_hash(make_engine: EngineFactory,
     assert hasher.verified == ["Typed-Again-1"]
 
 
-# ---- lockout ---------------------------------------------------------------------------------
+# ---- lockout (SPEC 2.2, 5: 10 in a row → 1 min, doubling to 1 h, per address and client) ------
 
 def test_nine_failures_do_not_lock(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """After 9 wrong passwords the right one still signs in, and the count starts over."""
     ready(engine, frozen, ("abcd8-01", TARO))
-    snap = fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 9)
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.locked_until, login.lockouts) == (9, None, 0)
-    snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+    snap = fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
+    assert (failures(engine, TARO), lockouts(engine, TARO)) == (9, 0)
+    snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert snap.state == "link_prompt"
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.locked_until, login.lockouts) == (0, None, 0)
+    assert (failures(engine, TARO), lockouts(engine, TARO)) == (0, 0)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)  # 9 more: still no lockout
+    assert submit(engine, "abcd8-01", TARO).state == "link_prompt"
 
 
 def test_tenth_failure_locks_for_one_minute(engine: regflow.Engine,
                                            frozen: FrozenDateTimeFactory) -> None:
     """The 10th wrong password locks: the right one at +59 s says locked_out, at +60 s it works."""
     ready(engine, frozen, ("abcd8-01", TARO))
-    flow = engine.start("sign_in", {"account": "abcd8-01"}).id
-    fail(engine, flow, TARO, 9)
+    flow = fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
     frozen.tick(5 * SECOND)
     locked_at = T0 + PROVISIONING + 5 * SECOND
-    fail(engine, flow, TARO, 1)  # the 10th still says credentials_invalid
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.lockouts, login.locked_until) == (0, 1, locked_at + MINUTE)
+    flow = fail(engine, flow, TARO, 1)  # the 10th still says credentials_invalid
+    assert (lockouts(engine, TARO), locked_until(engine, TARO)) == (1, locked_at + LOCKOUT_FIRST)
 
     frozen.tick(59 * SECOND)
     snap = engine.send(flow, "submit", {"email": TARO, "password": PASSWORD})
@@ -572,24 +634,22 @@ def test_tenth_failure_locks_for_one_minute(engine: regflow.Engine,
     # a wrong password while locked is not counted
     snap = engine.send(flow, "submit", {"email": TARO, "password": WRONG})
     assert message_ids(snap) == ["locked_out"]
-    assert login_of(engine, TARO).failed_sign_ins == 0
+    assert failures(engine, TARO) == LOCKOUT_AFTER
 
     frozen.tick(SECOND)
     snap = engine.send(flow, "submit", {"email": TARO, "password": PASSWORD})
     assert (snap.state, message_ids(snap)) == ("link_prompt", [])
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.lockouts, login.locked_until) == (0, 0, None)
+    assert (failures(engine, TARO), lockouts(engine, TARO), locked_until(engine, TARO)) == (0, 0, None)
 
 
 def test_lockouts_double_up_to_one_hour(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """Each further 10 failures lock for 2, 4, 8, 16, 32 min, then 1 h (capped), and 1 h again."""
     ready(engine, frozen, ("abcd8-01", TARO))
     for number, minutes in enumerate((1, 2, 4, 8, 16, 32, 60, 60), start=1):
-        flow = engine.start("sign_in", {"account": "abcd8-01"}).id
-        fail(engine, flow, TARO, 10)
+        assert minutes * MINUTE == min(LOCKOUT_MAX, LOCKOUT_FIRST * 2 ** (number - 1))
+        flow = fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER)
         now = datetime.now(UTC)
-        login = login_of(engine, TARO)
-        assert (login.lockouts, login.locked_until) == (number, now + minutes * MINUTE), number
+        assert (lockouts(engine, TARO), locked_until(engine, TARO)) == (number, now + minutes * MINUTE)
         frozen.tick(minutes * MINUTE - SECOND)
         snap = engine.send(flow, "submit", {"email": TARO, "password": PASSWORD})
         assert message_ids(snap) == ["locked_out"], number
@@ -597,61 +657,175 @@ def test_lockouts_double_up_to_one_hour(engine: regflow.Engine, frozen: FrozenDa
         frozen.tick(SECOND)
     # the lock is over: the right password works and resets the doubling
     assert submit(engine, "abcd8-01", TARO).state == "link_prompt"
-    assert login_of(engine, TARO).lockouts == 0
+    assert lockouts(engine, TARO) == 0
 
 
 def test_success_resets_the_doubling(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """After a lockout and a successful sign-in, the next 10 failures lock for 1 minute again."""
     ready(engine, frozen, ("abcd8-01", TARO))
-    fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 10)
-    frozen.tick(MINUTE)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER)
+    frozen.tick(LOCKOUT_FIRST)
     sign_in(engine, "abcd8-01", TARO)
-    assert login_of(engine, TARO).lockouts == 0
-    fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 10)
-    login = login_of(engine, TARO)
-    assert (login.lockouts, login.locked_until) == (1, datetime.now(UTC) + MINUTE)
+    assert lockouts(engine, TARO) == 0
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER)
+    assert (lockouts(engine, TARO), locked_until(engine, TARO)) == (
+        1, datetime.now(UTC) + LOCKOUT_FIRST)
 
 
 def test_failures_must_be_consecutive(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """9 failures, a success, 9 failures: no lockout (only consecutive failures count)."""
     ready(engine, frozen, ("abcd8-01", TARO))
-    fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 9)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
     sign_in(engine, "abcd8-01", TARO)
-    fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 9)
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.locked_until) == (9, None)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
+    assert (failures(engine, TARO), locked_until(engine, TARO)) == (9, None)
     assert submit(engine, "abcd8-01", TARO).state == "signed_in"
 
 
-def test_lockout_is_per_login(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
-    """Failures for one login (across flows) never lock another; unknown addresses lock nothing."""
+def test_failures_older_than_the_window_do_not_count(engine: regflow.Engine,
+                                                     frozen: FrozenDateTimeFactory) -> None:
+    """Failures count within lockout_window (1 h): 9 failures, and one more exactly an hour
+    later, lock nothing; 9 failures a second later, and one more at 59:59 after them, lock."""
     ready(engine, frozen, ("abcd8-01", TARO), ("abcd8-02", HANAKO))
-    for _ in range(5):  # two flows, interleaved: the count is the login's, not the flow's
-        fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 1)
-        fail(engine, engine.start("sign_in", {"account": "abcd8-02"}).id, TARO, 1)
-        fail(engine, engine.start("sign_in", {"account": "abcd8-02"}).id, HANAKO, 1)
-    assert login_of(engine, TARO).locked_until is not None
-    assert login_of(engine, HANAKO).failed_sign_ins == 5
-    assert login_of(engine, HANAKO).locked_until is None
+    start = datetime.now(UTC)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
+    frozen.tick(SECOND)
+    fail(engine, new_flow(engine), HANAKO, LOCKOUT_AFTER - 1)
+    frozen.move_to(start + HOUR)
+    fail(engine, new_flow(engine), TARO, 1)
+    fail(engine, new_flow(engine), HANAKO, 1)
+    assert (lockouts(engine, TARO), lockouts(engine, HANAKO)) == (0, 1)
+    assert submit(engine, "abcd8-01", TARO).state == "link_prompt"
+    assert message_ids(submit(engine, "abcd8-02", HANAKO)) == ["locked_out"]
+
+
+def test_lockout_is_per_address(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """Failures for one address (across flows) never lock another."""
+    ready(engine, frozen, ("abcd8-01", TARO), ("abcd8-02", HANAKO))
+    for _ in range(5):  # two flows, interleaved: the count is the address's, not the flow's
+        fail(engine, new_flow(engine, "abcd8-01"), TARO, 1)
+        fail(engine, new_flow(engine, "abcd8-02"), TARO, 1)
+        fail(engine, new_flow(engine, "abcd8-02"), HANAKO, 1)
+    assert locked_until(engine, TARO) is not None
+    assert (failures(engine, HANAKO), lockouts(engine, HANAKO)) == (5, 0)
     assert message_ids(submit(engine, "abcd8-01", TARO)) == ["locked_out"]
     assert submit(engine, "abcd8-02", HANAKO).state == "link_prompt"
-    for _ in range(12):
-        submit(engine, "abcd8-01", "nobody@example.jp", WRONG)
-    assert message_ids(submit(engine, "abcd8-01", "nobody@example.jp", WRONG)) == ["credentials_invalid"]
+
+
+def test_lockout_is_per_client(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """Client "a" typing 10 wrong passwords locks out client "a" only: client "b" with the right
+    password signs in at once (SPEC 5: never a lock-out of the rightful person from a clean
+    client), and leaves a's lockout as it was."""
+    ready(engine, frozen, ("abcd8-01", TARO))
+    flow_a = fail(engine, new_flow(engine, client="a"), TARO, LOCKOUT_AFTER, client="a")
+    snap = engine.send(flow_a, "submit", {"email": TARO, "password": PASSWORD}, client="a")
+    assert (snap.state, message_ids(snap)) == ("credentials", ["locked_out"])
+    assert message(snap, "locked_out").params["seconds"] == LOCKOUT_FIRST.total_seconds()
+    assert locked_until(engine, TARO, "a") == datetime.now(UTC) + LOCKOUT_FIRST
+    assert locked_until(engine, TARO, "b") is None
+
+    snap = engine.send(new_flow(engine, client="b"), "submit",
+                       {"email": TARO, "password": PASSWORD}, client="b")
+    assert (snap.state, message_ids(snap)) == ("link_prompt", [])
+    snap = engine.send(flow_a, "submit", {"email": TARO, "password": PASSWORD}, client="a")
+    assert message_ids(snap) == ["locked_out"]
+    assert (failures(engine, TARO, "a"), lockouts(engine, TARO, "a")) == (LOCKOUT_AFTER, 1)
+    # in-process callers are a client of their own, as clean as "b"
+    assert submit(engine, "abcd8-01", TARO).state == "link_prompt"
+
+
+def test_many_clients_make_the_right_password_need_a_code(engine: regflow.Engine,
+                                                         frozen: FrozenDateTimeFactory) -> None:
+    """20 wrong passwords for one address within the hour from many clients (none of them
+    locked out): the right password, even from a clean client, then leads to second_factor with
+    a code mailed to the address; with 19 it signs in on the password alone."""
+    ready(engine, frozen, ("abcd8-01", TARO))
+    for n in range(STEP_UP_AFTER - 1):
+        fail(engine, new_flow(engine, client=f"c{n}"), TARO, 1, client=f"c{n}")
+    mails = mail_count(engine)
+    snap = engine.send(new_flow(engine, client="clean-1"), "submit",
+                       {"email": TARO, "password": PASSWORD}, client="clean-1")
+    assert (snap.state, message_ids(snap)) == ("link_prompt", [])
+    assert mail_count(engine) == mails
+
+    fail(engine, new_flow(engine, client="c-last"), TARO, 1, client="c-last")  # the 20th
+    snap = engine.send(new_flow(engine, client="clean-2"), "submit",
+                       {"email": TARO, "password": PASSWORD}, client="clean-2")
+    assert (snap.state, message_ids(snap)) == ("second_factor", [])
+    assert snap.session is None
+    assert mail_count(engine) == mails + 1
+    assert (newest_mail(engine)["To"], newest_mail(engine)["Subject"]) == (TARO, SIGN_IN_SUBJECT)
+    snap = engine.send(snap, "submit", {"code": last_code(engine)}, client="clean-2")
+    assert snap.state == "link_prompt"
+    assert engine.send(snap, "submit", client="clean-2").state == "signed_in"
+    assert login_of(engine, TARO).two_factor is False  # the login's own setting is untouched
+
+
+def test_unknown_address_is_locked_out_like_a_known_one(engine: regflow.Engine,
+                                                        frozen: FrozenDateTimeFactory) -> None:
+    """An address without a login is counted and locked out exactly like a registered one:
+    9 wrong passwords say credentials_invalid, the 10th too, then locked_out with the same
+    seconds and time; nothing tells the two apart, and no mail goes to the unknown address."""
+    ready(engine, frozen, ("abcd8-01", TARO))
+    nobody = "nobody@example.jp"
+    answers: dict[str, Snapshot] = {}
+    for email in (TARO, nobody):
+        flow = fail(engine, new_flow(engine), email, LOCKOUT_AFTER)
+        answers[email] = engine.send(flow, "submit", {"email": email, "password": WRONG})
+        assert failures(engine, email) == LOCKOUT_AFTER
+        assert lockouts(engine, email) == 1
+    assert message_ids(answers[TARO]) == message_ids(answers[nobody]) == ["locked_out"]
+    assert [m.to_dict() for m in answers[TARO].screen.messages] == [
+        m.to_dict() for m in answers[nobody].screen.messages]
+    assert message(answers[nobody], "locked_out").params == {"seconds": 60, "until_local": "18:11:00"}
+    assert mails_to(engine, nobody, LOCKED_SUBJECT) == 0
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 1
+
+    frozen.tick(LOCKOUT_FIRST)  # over for both: the unknown address is just wrong again
+    snap = engine.send(answers[nobody], "submit", {"email": nobody, "password": WRONG})
+    assert message_ids(snap) == ["credentials_invalid"]
+
+
+def test_lockout_mails_the_owner_once_an_hour(engine: regflow.Engine,
+                                             frozen: FrozenDateTimeFactory) -> None:
+    """A lockout mails the address's owner (until when, in which zone); further lockouts of the
+    address within the hour, from this client or others, mail nothing more; an hour after the
+    notice the next lockout tells the owner again."""
+    ready(engine, frozen, ("abcd8-01", TARO))
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER - 1)
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 0
+    fail(engine, new_flow(engine), TARO, 1)
+    told_at = datetime.now(UTC)
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 1
+    body = plain_body(newest_mail(engine))
+    assert newest_mail(engine)["Subject"] == LOCKED_SUBJECT
+    assert "2026-03-02 18:11（Asia/Tokyo）" in body  # 09:10 UTC + 1 min, in Tokyo
+
+    fail(engine, new_flow(engine, client="a"), TARO, LOCKOUT_AFTER, client="a")
+    frozen.tick(LOCKOUT_FIRST)
+    fail(engine, new_flow(engine), TARO, LOCKOUT_AFTER)  # the first client's 2nd lockout
+    frozen.move_to(told_at + HOUR - SECOND)
+    fail(engine, new_flow(engine, client="b"), TARO, LOCKOUT_AFTER, client="b")
+    assert (lockouts(engine, TARO), lockouts(engine, TARO, "a"), lockouts(engine, TARO, "b")) == (2, 1, 1)
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 1
+
+    frozen.move_to(told_at + HOUR)
+    fail(engine, new_flow(engine, client="c"), TARO, LOCKOUT_AFTER, client="c")
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 2
 
 
 def _concurrent_wrong_passwords(engine: regflow.Engine, email: str, count: int) -> list[Snapshot]:
     """``count`` sign-in flows for ``email``, each sending one wrong password at the same moment."""
-    flows = [engine.start("sign_in", {"account": "abcd8-01"}).id for _ in range(count)]
+    flows = [new_flow(engine) for _ in range(count)]
     barrier = threading.Barrier(count)
     answers: list[Snapshot] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def work(flow_id: str) -> None:
+    def work(flow: Snapshot) -> None:
         try:
             barrier.wait(timeout=30)
-            snap = engine.send(flow_id, "submit", {"email": email, "password": WRONG})
+            snap = engine.send(flow, "submit", {"email": email, "password": WRONG})
             with lock:
                 answers.append(snap)
         except BaseException as exc:  # every exception is a failure of the test
@@ -660,7 +834,7 @@ def _concurrent_wrong_passwords(engine: regflow.Engine, email: str, count: int) 
         finally:
             engine.store.close()  # this thread's connection
 
-    threads = [threading.Thread(target=work, args=(flow_id,)) for flow_id in flows]
+    threads = [threading.Thread(target=work, args=(flow,)) for flow in flows]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -678,12 +852,11 @@ def test_concurrent_failures_are_counted_exactly(make_engine: EngineFactory,
     ready(engine, frozen, ("abcd8-01", TARO))
     answers = _concurrent_wrong_passwords(engine, TARO, 9)
     assert sorted(message_ids(a)[0] for a in answers) == ["credentials_invalid"] * 9
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.lockouts, login.locked_until) == (9, 0, None)
+    assert (failures(engine, TARO), lockouts(engine, TARO)) == (9, 0)
 
-    fail(engine, engine.start("sign_in", {"account": "abcd8-01"}).id, TARO, 1)
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.lockouts, login.locked_until) == (0, 1, datetime.now(UTC) + MINUTE)
+    fail(engine, new_flow(engine), TARO, 1)
+    assert (failures(engine, TARO), lockouts(engine, TARO), locked_until(engine, TARO)) == (
+        LOCKOUT_AFTER, 1, datetime.now(UTC) + LOCKOUT_FIRST)
     assert message_ids(submit(engine, "abcd8-01", TARO)) == ["locked_out"]
 
 
@@ -695,8 +868,9 @@ def test_concurrent_failures_lock_exactly_once(make_engine: EngineFactory,
     answers = _concurrent_wrong_passwords(engine, TARO, 12)
     assert sorted(message_ids(a)[0] for a in answers) == ["credentials_invalid"] * 10 + ["locked_out"] * 2
     assert all(a.state == "credentials" for a in answers)
-    login = login_of(engine, TARO)
-    assert (login.failed_sign_ins, login.lockouts, login.locked_until) == (0, 1, datetime.now(UTC) + MINUTE)
+    assert (failures(engine, TARO), lockouts(engine, TARO), locked_until(engine, TARO)) == (
+        LOCKOUT_AFTER, 1, datetime.now(UTC) + LOCKOUT_FIRST)
+    assert mails_to(engine, TARO, LOCKED_SUBJECT) == 1  # the owner is told once
 
 
 # ---- second factor ---------------------------------------------------------------------------
@@ -718,7 +892,7 @@ def test_two_factor_sign_in(engine: regflow.Engine, frozen: FrozenDateTimeFactor
     assert "10 分間" in plain_body(mail)
     assert login_of(engine, TARO).two_factor is True
 
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, snap.status, message_ids(snap)) == ("signed_in", "completed", [])
     assert snap.session is not None
     assert engine.admin_logins(snap.session)[0]["two_factor"] is True
@@ -734,8 +908,8 @@ def test_two_factor_code_valid_at_last_second(engine: regflow.Engine,
     """The sign-in code is accepted at 9:59 after it was mailed."""
     snap = to_second_factor(engine, frozen)
     frozen.tick(CODE_TTL - SECOND)
-    assert message_ids(engine.get(snap.id)) == []
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    assert message_ids(engine.get(snap)) == []
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert (snap.state, message_ids(snap)) == ("signed_in", [])
 
 
@@ -746,18 +920,18 @@ def test_two_factor_code_expired_at_ten_minutes(engine: regflow.Engine,
     code = last_code(engine)
     mailed_at = datetime.now(UTC)
     frozen.tick(CODE_TTL)
-    snap = engine.get(snap.id)
+    snap = engine.get(snap)
     assert (snap.state, snap.status, message_ids(snap)) == ("second_factor", "active", ["code_expired"])
     assert snap.timers == ()
     timeout = engine.history(snap.id)[-1]
     assert (timeout.event, timeout.actor, timeout.at) == ("code_timeout", "timer", mailed_at + CODE_TTL)
 
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, message_ids(snap)) == ("second_factor", ["code_expired"])
     assert snap.session is None
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message_ids(snap) == ["code_resent"]
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "signed_in"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "signed_in"
 
 
 def test_two_factor_five_wrong_tries_void_the_code(engine: regflow.Engine,
@@ -766,21 +940,21 @@ def test_two_factor_five_wrong_tries_void_the_code(engine: regflow.Engine,
     snap = to_second_factor(engine, frozen)
     code = last_code(engine)
     for left in (4, 3, 2, 1):
-        snap = engine.send(snap.id, "submit", {"code": wrong_code(code)})
+        snap = engine.send(snap, "submit", {"code": wrong_code(code)})
         assert (snap.state, message_ids(snap)) == ("second_factor", ["code_invalid"])
         assert message(snap, "code_invalid").params == {"tries_left": left}
-    snap = engine.send(snap.id, "submit", {"code": wrong_code(code)})
+    snap = engine.send(snap, "submit", {"code": wrong_code(code)})
     assert message_ids(snap) == ["code_tries_exhausted"]
-    snap = engine.send(snap.id, "submit", {"code": code})
+    snap = engine.send(snap, "submit", {"code": code})
     assert (snap.state, message_ids(snap)) == ("second_factor", ["code_void"])
     assert snap.session is None
     # wrong codes never count as wrong passwords
-    assert login_of(engine, TARO).failed_sign_ins == 0
+    assert failures(engine, TARO) == 0
 
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message_ids(snap) == ["code_resent"]
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "signed_in"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "signed_in"
 
 
 def test_two_factor_resend_rules(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
@@ -789,13 +963,13 @@ def test_two_factor_resend_rules(engine: regflow.Engine, frozen: FrozenDateTimeF
     old = last_code(engine)
     mails = mail_count(engine)
     frozen.tick(RESEND - SECOND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert (snap.state, message_ids(snap)) == ("second_factor", ["resend_too_soon"])
     assert message(snap, "resend_too_soon").params["seconds"] == 1
     assert mail_count(engine) == mails
 
     frozen.tick(SECOND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert (snap.state, message_ids(snap)) == ("second_factor", ["code_resent"])
     assert message(snap, "code_resent").level == "info"
     assert mail_count(engine) == mails + 1
@@ -803,37 +977,39 @@ def test_two_factor_resend_rules(engine: regflow.Engine, frozen: FrozenDateTimeF
     new = last_code(engine)
     assert [(t.event, t.at) for t in snap.timers] == [("code_timeout", datetime.now(UTC) + CODE_TTL)]
     if new != old:
-        snap = engine.send(snap.id, "submit", {"code": old})
+        snap = engine.send(snap, "submit", {"code": old})
         assert message_ids(snap)[0] in ("code_invalid", "code_void")
-    assert engine.send(snap.id, "submit", {"code": new}).state == "signed_in"
+    assert engine.send(snap, "submit", {"code": new}).state == "signed_in"
 
 
-def test_two_factor_send_limit(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+def test_two_factor_send_limit(make_engine: EngineFactory, frozen: FrozenDateTimeFactory) -> None:
     """The first code and 9 resends go out; the 11th send of the flow is refused (send_limit)."""
+    engine = make_engine(limits=PER_FLOW_SENDS)  # the per-flow rule, not the one across flows
     snap = to_second_factor(engine, frozen)
     mails = mail_count(engine)
     for _ in range(9):
         frozen.tick(RESEND)
-        snap = engine.send(snap.id, "resend_code")
+        snap = engine.send(snap, "resend_code")
         assert message_ids(snap) == ["code_resent"]
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "resend_code")
+    snap = engine.send(snap, "resend_code")
     assert message_ids(snap) == ["send_limit"]
     assert mail_count(engine) == mails + 9
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "signed_in"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "signed_in"
 
 
-def test_two_factor_send_limit_holds_after_cancel(engine: regflow.Engine,
+def test_two_factor_send_limit_holds_after_cancel(make_engine: EngineFactory,
                                                   frozen: FrozenDateTimeFactory) -> None:
     """Cancel + the password again cannot mail more than max_sends (10) codes from one flow."""
+    engine = make_engine(limits=PER_FLOW_SENDS)  # the per-flow rule, not the one across flows
     snap = to_second_factor(engine, frozen)
     mails = mail_count(engine)
     for _ in range(12):
         frozen.tick(RESEND)
         if snap.state == "second_factor":
-            snap = engine.send(snap.id, "cancel")
+            snap = engine.send(snap, "cancel")
         assert snap.state == "credentials"
-        snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+        snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert mail_count(engine) - mails == 10 - 1  # the first of the flow's 10 is in ``mails``
     assert (snap.state, message_ids(snap)) == ("credentials", ["send_limit"])
 
@@ -843,7 +1019,7 @@ def test_two_factor_cancel_returns_to_credentials(engine: regflow.Engine,
     """cancel at second_factor: back to credentials, the code dies; the password again mails a new one."""
     snap = to_second_factor(engine, frozen)
     code = last_code(engine)
-    snap = engine.send(snap.id, "cancel")
+    snap = engine.send(snap, "cancel")
     assert (snap.state, snap.status, message_ids(snap)) == ("credentials", "active", [])
     assert snap.timers == ()
     assert snap.session is None
@@ -853,11 +1029,11 @@ def test_two_factor_cancel_returns_to_credentials(engine: regflow.Engine,
     assert dead.void is True
 
     frozen.tick(RESEND)
-    snap = engine.send(snap.id, "submit", {"email": TARO, "password": PASSWORD})
+    snap = engine.send(snap, "submit", {"email": TARO, "password": PASSWORD})
     assert snap.state == "second_factor"
     if last_code(engine) != code:
-        assert engine.send(snap.id, "submit", {"code": code}).state == "second_factor"
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "signed_in"
+        assert engine.send(snap, "submit", {"code": code}).state == "second_factor"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "signed_in"
 
 
 def test_two_factor_then_link_prompt(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
@@ -870,9 +1046,9 @@ def test_two_factor_then_link_prompt(engine: regflow.Engine, frozen: FrozenDateT
     snap = submit(engine, "abcd8-02", HANAKO)
     assert (snap.state, message_ids(snap)) == ("second_factor", [])
     assert (newest_mail(engine)["To"], newest_mail(engine)["Subject"]) == (HANAKO, SIGN_IN_SUBJECT)
-    snap = engine.send(snap.id, "submit", {"code": last_code(engine)})
+    snap = engine.send(snap, "submit", {"code": last_code(engine)})
     assert snap.state == "link_prompt"
-    snap = engine.send(snap.id, "submit")
+    snap = engine.send(snap, "submit")
     assert (snap.state, snap.status) == ("signed_in", "completed")
     assert login_of(engine, HANAKO).account == "abcd8-02"
 
@@ -880,7 +1056,7 @@ def test_two_factor_then_link_prompt(engine: regflow.Engine, frozen: FrozenDateT
     snap = submit(engine, "abcd8-01", TARO)
     assert snap.state == "second_factor"
     assert newest_mail(engine)["To"] == TARO
-    assert engine.send(snap.id, "submit", {"code": last_code(engine)}).state == "signed_in"
+    assert engine.send(snap, "submit", {"code": last_code(engine)}).state == "signed_in"
 
 
 def test_two_factor_policy_of_another_customer_does_not_apply(engine: regflow.Engine,
@@ -898,9 +1074,9 @@ def test_two_factor_policy_of_another_customer_does_not_apply(engine: regflow.En
 def test_two_factor_off_again(engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """set_two_factor with enabled=False brings the password-only sign-in back."""
     snap = to_second_factor(engine, frozen)
-    token = engine.send(snap.id, "submit", {"code": last_code(engine)}).session or ""
+    token = engine.send(snap, "submit", {"code": last_code(engine)}).session or ""
     flow = engine.start("set_two_factor", session=token)
-    assert engine.send(flow.id, "submit", {"enabled": False}, session=token).state == "done"
+    assert engine.send(flow, "submit", {"enabled": False}, session=token).state == "done"
     assert submit(engine, "abcd8-01", TARO).state == "signed_in"
 
 
@@ -972,7 +1148,7 @@ def test_idempotent_sign_in_replays_the_same_session(engine: regflow.Engine,
     sign_in(engine, "abcd8-01", TARO)  # linked, and one session
     assert sessions_of(engine, TARO) == 1  # ... now ended: count from zero
 
-    flow = engine.start("sign_in", {"account": "abcd8-01"}).id
+    flow = new_flow(engine)
     form = {"email": TARO, "password": PASSWORD}
     first = engine.send(flow, "submit", form, idempotency_key="k")
     assert first.state == "signed_in"
@@ -983,7 +1159,7 @@ def test_idempotent_sign_in_replays_the_same_session(engine: regflow.Engine,
     assert engine.admin_logins(again.session or "")
 
     with engine.store.transaction() as tx:
-        kept = tx.flows.idempotent(flow, "k")
+        kept = tx.flows.idempotent(flow.id, "k")
     assert kept is not None
     assert "session" not in kept.response
     assert (first.session or "") not in json.dumps(kept.response, default=str)
@@ -997,8 +1173,8 @@ def test_idempotent_link_prompt_ok(engine: regflow.Engine, frozen: FrozenDateTim
     """OK at the link prompt sent twice with one key: one session, the same token, linked once."""
     ready(engine, frozen, ("abcd8-01", TARO))
     snap = submit(engine, "abcd8-01", TARO)
-    first = engine.send(snap.id, "submit", idempotency_key="ok-1")
-    again = engine.send(snap.id, "submit", idempotency_key="ok-1")
+    first = engine.send(snap, "submit", idempotency_key="ok-1")
+    again = engine.send(snap, "submit", idempotency_key="ok-1")
     assert first.state == again.state == "signed_in"
     assert first.session == again.session
     assert first.to_dict() == again.to_dict()

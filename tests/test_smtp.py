@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from flows import codes_in, enqueue_mails, submit_email
+from flows import codes_in, enqueue_mails, message_ids, submit_email
 
 import regflow
 from regflow.adapters.smtp import MailRejected, SmtpMailer, redact_url
@@ -266,12 +266,12 @@ def one_retry_later(engine: regflow.Engine, clock: regflow.ManualClock, mail: Ou
     return engine.deliver()
 
 
-def code_works_once(engine: regflow.Engine, flow_id: str, message: EmailMessage) -> None:
+def code_works_once(engine: regflow.Engine, flow: regflow.Snapshot, message: EmailMessage) -> None:
     """The mail's code moves the flow on; the code is used up."""
     [code] = codes_in(message)
-    assert engine.send(flow_id, "submit", {"code": code}).state == "details"
+    assert engine.send(flow, "submit", {"code": code}).state == "details"
     with engine.store.transaction() as tx:
-        issued = tx.codes.latest(flow_id, "registration")
+        issued = tx.codes.latest(flow.id, "registration")
     assert issued is not None
     assert issued.used_at is not None
 
@@ -291,7 +291,7 @@ def assert_retried_then_sent_once(engine: regflow.Engine, clock: regflow.ManualC
     [message] = server.inbox.received
     assert message["Message-ID"] == f"<{mail.id}@regflow.invalid>"
     assert message["To"] == TARO
-    code_works_once(engine, snap.id, message)
+    code_works_once(engine, snap, message)
     clock.advance(LATER.total_seconds())
     assert engine.deliver() == 0
     assert len(server.inbox.received) == 1
@@ -401,7 +401,7 @@ def test_server_down_then_up(serve: Callable[..., SmtpServer],
     assert one_retry_later(engine, clock, mail) == 1
     [message] = server.inbox.received
     assert message["Message-ID"] == f"<{mail.id}@regflow.invalid>"
-    code_works_once(engine, snap.id, message)
+    code_works_once(engine, snap, message)
     clock.advance(LATER.total_seconds())
     assert engine.deliver() == 0
     assert len(server.inbox.received) == 1
@@ -425,11 +425,12 @@ def test_a_silent_server_times_out(engines: Callable[..., regflow.Engine],
     assert "timed out" in mail.last_error
 
 
-def test_attempts_run_out_then_requeued(serve: Callable[..., SmtpServer],
-                                        engines: Callable[..., regflow.Engine], store_url: str,
-                                        clock: regflow.ManualClock,
-                                        mail_log: pytest.LogCaptureFixture) -> None:
-    """4xx on every attempt: ``failed`` after ``max_attempts``, journaled; requeued, sent once."""
+def test_attempts_run_out_for_good(serve: Callable[..., SmtpServer],
+                                   engines: Callable[..., regflow.Engine], store_url: str,
+                                   clock: regflow.ManualClock,
+                                   mail_log: pytest.LogCaptureFixture) -> None:
+    """4xx on every attempt: ``failed`` after ``max_attempts``, journaled, its body (the code)
+    emptied, never handed to the mailer again; a resend mails a new code that works."""
     server = serve()
     server.inbox.data_replies.extend(["451 4.3.0 busy"] * 3)
     engine = engines(store_url, server.url())
@@ -446,17 +447,17 @@ def test_attempts_run_out_then_requeued(serve: Callable[..., SmtpServer],
     assert (row(engine, mail_id).status, row(engine, mail_id).attempts) == ("failed", 3)
     entry = engine.history(snap.id)[-1]
     assert (entry.event, entry.outcome) == ("mail", "mail_failed")
+    assert row(engine, mail_id).message == b""  # the dead mail keeps no code
     clock.advance(600)  # within the code's 30 minutes
     assert engine.deliver() == 0
     assert server.inbox.datas == 3
-    assert engine.relay.requeue(mail_id)
-    assert not engine.relay.requeue(mail_id)  # queued now, not failed
-    assert engine.deliver() == 1
+    snap = engine.send(snap, "resend_code")
+    assert message_ids(snap) == ["code_resent"]
     [message] = server.inbox.received
-    code_works_once(engine, snap.id, message)
-    assert not engine.relay.requeue(mail_id)  # sent: never again
+    code_works_once(engine, snap, message)
     assert engine.deliver() == 0
     assert len(server.inbox.received) == 1
+    assert row(engine, mail_id).status == "failed"
 
 
 # ---- TLS and AUTH ------------------------------------------------------------------------------
@@ -485,7 +486,7 @@ def test_starttls_and_auth(serve: Callable[..., SmtpServer],
     assert queued(engine) == []
     [message] = server.inbox.received
     assert server.inbox.mechanisms == [mechanism]
-    code_works_once(engine, snap.id, message)
+    code_works_once(engine, snap, message)
 
 
 @pytest.mark.usefixtures("trust")

@@ -18,8 +18,8 @@ def test_spec_snippet_registration_part(url: str, tmp_path: Path,
     engine.contracts.add(customer_id="281234", phone="03-1234-5678", licenses=3,
                          accounts=["abcd8-01", "abcd8-02", "abcd8-03"])
     snap = engine.start("registration", {"account": "abcd8-01"})
-    snap = engine.send(snap.id, "submit", {"email": "taro@example.jp"}, idempotency_key=None)
-    snap = engine.get(snap.id)          # timers due by now are applied first
+    snap = engine.send(snap, "submit", {"email": "taro@example.jp"}, idempotency_key=None)
+    snap = engine.get(snap)          # timers due by now are applied first
     state, status, messages, as_json = snap.state, snap.status, snap.screen.messages, snap.to_dict()
     assert (state, status, messages) == ("enter_code", "active", ())
     assert as_json["screen"]["id"] == "enter_code"

@@ -23,9 +23,11 @@ from regflow.ports import Store, Transaction
 from regflow.records import (
     Code,
     Customer,
+    Cutoffs,
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -52,6 +54,7 @@ def make_flow(flow_id: str = "f1", **changes: Any) -> FlowRecord:
         "expires_at": at(7200),
         "created_at": at(0),
         "updated_at": at(0.5),
+        "token_digest": "7f" * 32,  # SHA-256 (hex) of the flow token
     }
     values.update(changes)
     return FlowRecord(**values)
@@ -367,9 +370,6 @@ def test_login_update_saves_every_field(store: Store) -> None:
         ready_at=at(2),
         account="A2",
         created_at=at(-1),
-        failed_sign_ins=4,
-        locked_until=at(60.000001),
-        lockouts=2,
     )
     with store.transaction() as tx:
         tx.logins.update(changed)
@@ -403,7 +403,7 @@ def test_login_update_constraints(store: Store, change: dict[str, Any], constrai
             tx.logins.update(make_login("l2", **{"account": "A2", **change}))
         assert caught.value.constraint == constraint
         tx.logins.update(make_login("l2", account="A2", display_name="still usable"))
-        tx.logins.update(make_login("l1", role="admin", account="A1", lockouts=1))  # itself: ok
+        tx.logins.update(make_login("l1", role="admin", account="A1", two_factor=True))  # itself: ok
     with store.transaction() as tx:
         assert tx.logins.get("l2") == make_login("l2", account="A2", display_name="still usable")
         assert tx.logins.by_email("l2@example.jp") is not None
@@ -648,13 +648,15 @@ def write_everything_then_fail(store: Store) -> None:
         tx.contracts.put_customer(Customer("c1", "2", 2, ["A2"]))
         tx.logins.delete("gone")  # frees the admin role for l1
         tx.logins.insert(make_login("l1", role="admin", account="A1"))
-        tx.logins.update(make_login("l0", email_key="moved@example.jp", failed_sign_ins=3))
+        tx.logins.update(make_login("l0", email_key="moved@example.jp", two_factor=True))
         tx.contracts.set_require_two_factor("c1", True)
         tx.sessions.insert(make_session("s1"))
         tx.sessions.end("s0")
         tx.codes.insert(make_code("k1", flow_id="kept"))
         assert tx.codes.void_for("a@example.jp") == 2
         tx.outbox.enqueue(make_mail("m1", 0))
+        tx.limits.add(hit("wrong_code", 1))
+        assert tx.limits.clear("kept_kind", "s") == 1
         raise RuntimeError("boom")
 
 
@@ -667,6 +669,7 @@ def test_exception_rolls_back_everything(store: Store) -> None:
         tx.logins.insert(make_login("gone", role="admin", account="A9"))
         tx.sessions.insert(make_session("s0", "l0"))
         tx.codes.insert(make_code("k0"))
+        tx.limits.add(hit("kept_kind", 0))
     with pytest.raises(RuntimeError, match="boom"):
         write_everything_then_fail(store)
     assert list(store.due_flows(at(100), 10)) == ["kept"]
@@ -688,9 +691,92 @@ def test_exception_rolls_back_everything(store: Store) -> None:
         assert tx.codes.latest("f1", "verify_email") == make_code("k0")
         assert tx.outbox.get("m1") is None
         assert tx.outbox.due(at(100), 10) == []
+        assert tx.limits.count("wrong_code", "s", None, at(-1)) == (0, None)
+        assert tx.limits.last("kept_kind", "s", "") == hit("kept_kind", 0)
         tx.logins.insert(make_login("l1", account="A1"))  # no stale index entry
         tx.logins.update(make_login("l0", email_key="moved@example.jp"))
         tx.sessions.insert(make_session("s1"))
+
+
+def hit(kind: str, seconds: float, subject: str = "s", client: str = "", **changes: Any) -> LimitHit:
+    """A limit hit of ``kind`` at T0 + ``seconds``."""
+    return LimitHit(kind=kind, subject=subject, client=client, at=at(seconds), **changes)
+
+
+def test_limit_hits_count_last_and_clear(store: Store) -> None:
+    """count: hits strictly later than ``since``, of one client or (None) of any, with the
+    earliest; last: the latest of one client; clear: of one client or of every client."""
+    with store.transaction() as tx:
+        for seconds, client in ((0, "a"), (10.5, "b"), (20, "a"), (30, "")):
+            tx.limits.add(hit("wrong_code", seconds, client=client))
+        tx.limits.add(hit("wrong_code", 5, subject="other"))
+        tx.limits.add(hit("lockout", 40, client="a", until=at(100.000001)))
+        tx.limits.lock("s")  # serialises counting; usable in any transaction
+    with store.transaction() as tx:
+        assert tx.limits.count("wrong_code", "s", None, at(-1)) == (4, at(0))
+        assert tx.limits.count("wrong_code", "s", None, at(0)) == (3, at(10.5))  # strictly later
+        assert tx.limits.count("wrong_code", "s", "a", at(-1)) == (2, at(0))
+        assert tx.limits.count("wrong_code", "s", "", at(-1)) == (1, at(30))
+        assert tx.limits.count("wrong_code", "s", "c", at(-1)) == (0, None)
+        assert tx.limits.count("wrong_code", "s", None, at(30)) == (0, None)
+        assert tx.limits.count("lockout", "s", None, at(-1)) == (1, at(40))
+        assert tx.limits.last("wrong_code", "s", "a") == hit("wrong_code", 20, client="a")
+        assert tx.limits.last("lockout", "s", "a") == hit("lockout", 40, client="a", until=at(100.000001))
+        assert tx.limits.last("lockout", "s", "b") is None
+        assert tx.limits.clear("wrong_code", "s", "a") == 2
+        assert tx.limits.count("wrong_code", "s", None, at(-1)) == (2, at(10.5))
+        assert tx.limits.clear("wrong_code", "s") == 2
+        assert tx.limits.clear("wrong_code", "s") == 0
+        assert tx.limits.count("wrong_code", "other", None, at(-1)) == (1, at(5))
+        assert tx.limits.last("lockout", "s", "a") is not None
+
+
+def test_purge_deletes_only_what_ended_before_the_cutoffs(store: Store) -> None:
+    """Ended flows (their codes and remembered answers), spent codes, expired sessions, sent /
+    failed / decoy mail, limit hits (a lockout only once it is over) and journal entries
+    older than their cutoff go; everything else stays."""
+    with store.transaction() as tx:
+        tx.flows.insert(make_flow("old_end", status="completed", timers=[], updated_at=at(10)))
+        tx.flows.insert(make_flow("new_end", status="cancelled", timers=[], updated_at=at(100)))
+        tx.flows.insert(make_flow("old_active", updated_at=at(10)))
+        tx.codes.insert(make_code("c_of_old_end", flow_id="old_end"))
+        tx.codes.insert(make_code("c_used", flow_id="old_active", used_at=at(1)))
+        tx.codes.insert(make_code("c_live", flow_id="old_active", expires_at=at(600)))
+        tx.flows.remember(IdempotencyRecord("old_end", "k", "h", {}, at(100)))
+        tx.flows.remember(IdempotencyRecord("new_end", "old", "h", {}, at(10)))
+        tx.flows.remember(IdempotencyRecord("new_end", "new", "h", {}, at(100)))
+        tx.logins.insert(make_login("l1"))
+        tx.sessions.insert(make_session("s_old", expires_at=at(10)))
+        tx.sessions.insert(make_session("s_new", expires_at=at(100), digest="sha256-s_new"))
+        for mail_id, status in (("m_sent", "sent"), ("m_decoy", "decoy"), ("m_queued", "queued")):
+            tx.outbox.enqueue(make_mail(mail_id, 10, status=status))
+        tx.limits.add(hit("wrong_code", 10))
+        tx.limits.add(hit("wrong_code", 100))
+        tx.limits.add(hit("lockout", 10, until=at(100)))
+        tx.flows.journal(entry("old_active", "old", 10))
+        tx.flows.journal(entry("old_active", "new", 100))
+    cut = at(50)
+    counts = store.purge(Cutoffs(flows=cut, codes=cut, sessions=cut, mail=cut, idempotency=cut,
+                                 limits=cut, journal=cut))
+    assert counts == {"flows": 1, "codes": 2, "sessions": 1, "mail": 2, "idempotency": 2,
+                      "limits": 1, "journal": 1}
+    with store.transaction() as tx:
+        assert tx.flows.load("old_end") is None
+        assert tx.flows.load("new_end") is not None
+        assert tx.flows.load("old_active") is not None
+        assert tx.codes.latest("old_active", "verify_email") == make_code(
+            "c_live", flow_id="old_active", expires_at=at(600))
+        assert tx.codes.latest("old_end", "verify_email") is None
+        assert tx.flows.idempotent("old_end", "k") is None
+        assert tx.flows.idempotent("new_end", "old") is None
+        assert tx.flows.idempotent("new_end", "new") is not None
+        assert tx.sessions.by_digest("sha256-s_old") is None
+        assert tx.sessions.by_digest("sha256-s_new") is not None
+        assert [tx.outbox.get(m) is not None for m in ("m_sent", "m_decoy", "m_queued")] == [
+            False, False, True]
+        assert tx.limits.count("wrong_code", "s", None, at(-1)) == (1, at(100))
+        assert tx.limits.last("lockout", "s", "") == hit("lockout", 10, until=at(100))
+        assert [e.event for e in tx.flows.history("old_active")] == ["new"]
 
 
 def test_nested_transaction_rolls_back_alone(store: Store) -> None:

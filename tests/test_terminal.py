@@ -89,9 +89,19 @@ def drive(engine: regflow.Engine, *answers: Answer, lang: str = "ja",
     return snapshot, output.getvalue(), script
 
 
-def flow_id_of(engine: regflow.Engine) -> str:
-    """The id of the one flow in the store."""
-    return next(iter(engine.store.iter_flow_ids()))
+def started(engine: regflow.Engine, monkeypatch: pytest.MonkeyPatch) -> list[regflow.Snapshot]:
+    """The snapshots ``engine.start`` answers from now on, each with its flow token: what a test
+    needs to act on the flow "elsewhere", as the same person in another window would."""
+    answered: list[regflow.Snapshot] = []
+    start = engine.start
+
+    def spy(*args: Any, **kwargs: Any) -> regflow.Snapshot:
+        snapshot = start(*args, **kwargs)
+        answered.append(snapshot)
+        return snapshot
+
+    monkeypatch.setattr(engine, "start", spy)
+    return answered
 
 
 @pytest.mark.parametrize(("lang", "words"), [
@@ -159,16 +169,20 @@ def test_unknown_account_is_a_clean_error(engine: regflow.Engine) -> None:
 
 def test_waiting_screen_can_be_left_and_resumed(engine: regflow.Engine,
                                                 frozen: FrozenDateTimeFactory) -> None:
-    """At provisioning q stops with a resume hint; later the flow resumes where it was."""
-    snapshot, out, _ = drive(engine, "taro@example.jp", "", code_of(engine), "", *DETAILS, "",
-                             "", "q", resume_command="regflow run registration --resume {id}")
+    """At provisioning q stops with a resume hint that carries the flow token (the flow's
+    secret); later the flow resumes where it was, given its id and that token."""
+    snapshot, out, _ = drive(
+        engine, "taro@example.jp", "", code_of(engine), "", *DETAILS, "", "", "q",
+        resume_command="regflow run registration --resume {id} --flow-token={token}")
     assert snapshot is not None
     assert snapshot.state == "provisioning"
+    assert snapshot.flow_token
     assert "まだ処理中です。18:10 以降にもう一度確認してください。" in out
-    assert f"続きから再開するには: regflow run registration --resume {snapshot.id}" in out
+    assert (f"続きから再開するには: regflow run registration --resume {snapshot.id} "
+            f"--flow-token={snapshot.flow_token}") in out
     frozen.tick(601)
     output = io.StringIO()
-    resumed = TerminalFrontEnd(engine, output=output).resume(snapshot.id)
+    resumed = TerminalFrontEnd(engine, output=output).resume(snapshot.id, snapshot.flow_token)
     assert resumed is not None
     assert resumed.status == "completed"
     assert "18:10 からサインインできます" in output.getvalue()
@@ -190,10 +204,13 @@ def test_polling_waits_without_input(engine: regflow.Engine, frozen: FrozenDateT
     assert "120 秒ごとに状況を確認します" in out
 
 
-def test_event_refused_after_a_change_elsewhere(engine: regflow.Engine) -> None:
+def test_event_refused_after_a_change_elsewhere(engine: regflow.Engine,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """When the flow moved meanwhile, the refused event is reported and the new screen shown."""
+    flows = started(engine, monkeypatch)
+
     def back_elsewhere() -> str:
-        engine.send(flow_id_of(engine), "back")
+        engine.send(flows[0], "back")
         return "2"  # resend_code, which enter_email does not take
 
     snapshot, out, _ = drive(engine, "taro@example.jp", "", "", back_elsewhere, "", "q")
@@ -202,10 +219,12 @@ def test_event_refused_after_a_change_elsewhere(engine: regflow.Engine) -> None:
     assert snapshot.state == "enter_email"
 
 
-def test_flow_ended_elsewhere(engine: regflow.Engine) -> None:
+def test_flow_ended_elsewhere(engine: regflow.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A flow cancelled meanwhile is reported as ended, without a traceback."""
+    flows = started(engine, monkeypatch)
+
     def cancel_elsewhere() -> str:
-        engine.send(flow_id_of(engine), "cancel")
+        engine.send(flows[0], "cancel")
         return ""
 
     snapshot, out, _ = drive(engine, "taro@example.jp", cancel_elsewhere, lang="en")
@@ -228,6 +247,57 @@ def test_resume_of_unknown_flow(engine: regflow.Engine) -> None:
     output = io.StringIO()
     assert TerminalFrontEnd(engine, lang="en", output=output).resume("nope") is None
     assert output.getvalue() == "No flow with id nope.\n"
+
+
+def test_resume_needs_the_flow_token(engine: regflow.Engine) -> None:
+    """A flow's id alone, or with another flow's token, resumes nothing: the answer is the
+    one for an unknown id (the id is not a secret; the token is)."""
+    snapshot, _, _ = drive(engine, "taro@example.jp")
+    other = engine.start("registration", {"account": "abcd8-02"})
+    assert snapshot is not None
+    for token in (None, "", other.flow_token, f"{snapshot.flow_token}x"):
+        output = io.StringIO()
+        assert TerminalFrontEnd(engine, lang="en", output=output).resume(snapshot.id, token) is None
+        assert output.getvalue() == f"No flow with id {snapshot.id}.\n"
+    output = io.StringIO()
+    front = TerminalFrontEnd(engine, lang="en", input_fn=Script(output).ask, output=output)
+    resumed = front.resume(snapshot.id, snapshot.flow_token)  # then end of input: it stops
+    assert resumed is not None
+    assert resumed.state == "enter_email"
+
+
+def test_a_hand_over_goes_on_with_the_new_flows_token(engine: regflow.Engine) -> None:
+    """create_account on the sign-in screen answers with a registration (and its own token):
+    the terminal carries on with it, and its hint names the registration and its token."""
+    output = io.StringIO()
+    script = Script(output, "", "", "2", "taro@example.jp", "")
+    front = TerminalFrontEnd(engine, lang="en", input_fn=script.ask, secret_fn=script.ask_secret,
+                             output=output, resume_command="--resume {id} --flow-token={token}")
+    snapshot = front.run("sign_in", {"account": "abcd8-01"})
+    assert snapshot is not None
+    assert (snapshot.flow, snapshot.state) == ("registration", "enter_code")
+    assert f"--resume {snapshot.id} --flow-token={snapshot.flow_token}" in output.getvalue()
+    assert engine.get(snapshot).state == "enter_code"
+
+
+def test_code_mails_across_flows_are_limited(engine: regflow.Engine,
+                                             frozen: FrozenDateTimeFactory) -> None:
+    """The 6th code mail to one address within 15 minutes (engine Limits: 5 per 15 min) is
+    refused with the time to wait, not a traceback; the person stays on the code screen."""
+    def resend() -> str:
+        frozen.tick(61)  # past the flow's own resend interval (60 s)
+        return "2"  # resend_code
+
+    per_resend = ("", resend)  # the code prompt left empty, then the action
+    snapshot, out, _ = drive(engine, "taro@example.jp", "", *(per_resend * 5), "", "q",
+                             lang="en")
+    assert snapshot is not None
+    assert snapshot.state == "enter_code"
+    mailer: Any = engine.mailer
+    assert len(mailer.messages) == 5
+    waited = 4 * 61 + 61  # the first mail leaves the 15-minute window 900 s after it was sent
+    assert f"Too many attempts. Try again in {900 - waited} s." in out
+    assert "Traceback" not in out
 
 
 def test_outbox_mail_path_is_printed(frozen: FrozenDateTimeFactory, tmp_path: Path) -> None:

@@ -155,17 +155,17 @@ def eml_message_ids(folders: Sequence[Path]) -> list[str]:
     return found
 
 
-def provisioning_flows(engine: regflow.Engine, count: int) -> list[str]:
-    """``count`` registrations of the BIG customer accepted (in provisioning); their flow ids."""
+def provisioning_flows(engine: regflow.Engine, count: int) -> list[regflow.Snapshot]:
+    """``count`` registrations of the BIG customer accepted (in provisioning); their snapshots."""
     engine.contracts.add(**BIG)
     form = details(customer_id=BIG["customer_id"], tel=BIG["phone"])
-    flow_ids = []
+    flows = []
     for number in range(count):
         snap = to_details(engine, f"timer{number:02d}@example.jp", BIG["accounts"][number % 2])
-        snap = engine.send(snap.id, "submit", form)
+        snap = engine.send(snap, "submit", form)
         assert snap.state == "provisioning", message_ids(snap)
-        flow_ids.append(snap.id)
-    return flow_ids
+        flows.append(snap)
+    return flows
 
 
 def provisioned_steps(engine: regflow.Engine, flow_id: str) -> list[Any]:
@@ -207,7 +207,7 @@ def test_transient_failure_stays_queued_and_is_sent_once_later(
     assert len(mailer.messages) == 1
     assert mailer.messages[0]["Message-ID"] == mailer.tried[0]["Message-ID"]
     [code] = codes_in(mailer.messages[0])
-    assert engine.send(snap.id, "submit", {"code": code}).state == "details"
+    assert engine.send(snap, "submit", {"code": code}).state == "details"
     for _ in range(3):
         frozen.tick(timedelta(hours=1))
         assert engine.deliver() == 0
@@ -288,7 +288,7 @@ def test_sweep_applies_due_timers_and_expiries(make_engine: EngineFactory,
     """sweep(): nothing before a deadline; at it the timer fires (journaled at the deadline)."""
     engine = make_engine()
     accepted = to_details(engine, TARO)
-    accepted = engine.send(accepted.id, "submit", details())
+    accepted = engine.send(accepted, "submit", details())
     assert accepted.state == "provisioning"
     abandoned = engine.start("registration", {"account": "abcd8-02"})
     ready_at = datetime.now(UTC) + PROVISIONING
@@ -304,8 +304,8 @@ def test_sweep_applies_due_timers_and_expiries(make_engine: EngineFactory,
     assert engine.sweep() == 0
     frozen.tick(SECOND)
     assert engine.sweep() == 1
-    assert engine.get(abandoned.id).status == "expired"
-    assert engine.get(accepted.id).status == "completed"
+    assert engine.get(abandoned).status == "expired"
+    assert engine.get(accepted).status == "completed"
     assert engine.sweep() == 0
 
 
@@ -484,7 +484,7 @@ def test_workers_in_threads_apply_each_timer_once(shared_url: str, workers: int)
     clock = regflow.ManualClock(datetime.now(UTC).replace(microsecond=0))
     feeder, *engines = open_engines(shared_url, workers + 1, clock=clock)
     try:
-        flow_ids = provisioning_flows(feeder, 24)
+        flows = provisioning_flows(feeder, 24)
         clock.advance(PROVISIONING.total_seconds())
 
         def work(index: int) -> int:
@@ -495,10 +495,10 @@ def test_workers_in_threads_apply_each_timer_once(shared_url: str, workers: int)
                 engine.store.close()
 
         counts = together(workers, work)
-        assert sum(counts) == len(flow_ids)
-        for flow_id in flow_ids:
-            assert len(provisioned_steps(feeder, flow_id)) == 1
-            assert feeder.get(flow_id).state == "ready"
+        assert sum(counts) == len(flows)
+        for flow in flows:
+            assert len(provisioned_steps(feeder, flow.id)) == 1
+            assert feeder.get(flow).state == "ready"
     finally:
         for engine in (feeder, *engines):
             engine.store.close()
@@ -509,7 +509,7 @@ def test_worker_commands_apply_each_timer_once(pg_url: str, tmp_path: Path) -> N
     past = datetime.now(UTC).replace(microsecond=0) - 2 * PROVISIONING
     feeder = regflow.Engine.from_url(pg_url, mail="memory", hasher="fast",
                                      clock=regflow.ManualClock(past))
-    flow_ids = provisioning_flows(feeder, 24)
+    flow_ids = [flow.id for flow in provisioning_flows(feeder, 24)]
     outputs = run_workers(pg_url, [tmp_path / "one", tmp_path / "two"])
     applied = 0
     for out in outputs:
@@ -538,8 +538,8 @@ def test_worker_once_on_sqlite_applies_timers_and_delivers(tmp_path: Path) -> No
     flow_ids = []
     for number, address in enumerate(("a@example.jp", "b@example.jp")):
         snap = submit_email(engine, address, f"abcd8-0{number + 1}")
-        snap = engine.send(snap.id, "submit", {"code": codes_in(mailer.tried[-1])[0]})
-        snap = engine.send(snap.id, "submit", details())
+        snap = engine.send(snap, "submit", {"code": codes_in(mailer.tried[-1])[0]})
+        snap = engine.send(snap, "submit", details())
         assert snap.state == "provisioning", message_ids(snap)
         flow_ids.append(snap.id)
     submit_email(engine, "c@example.jp", "abcd8-03")  # its mail stays queued too

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import attrs
 import peewee as pw
 
 from regflow import ports
@@ -236,7 +237,7 @@ class PeeweeStore:
                 (hits.at < cutoffs.limits) & (hits.until.is_null() | (hits.until < cutoffs.limits))
             ).execute()
             counts["journal"] = t.journal.delete().where(t.journal.at < cutoffs.journal).execute()
-        return {name: int(number) for name, number in counts.items()}
+        return {field.name: int(counts[field.name]) for field in attrs.fields(Cutoffs)}
 
     def close(self) -> None:
         """Close this thread's connection (peewee reopens one on the next use)."""

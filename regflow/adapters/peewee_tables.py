@@ -376,7 +376,9 @@ class Limits(_Table):
         model = self._t.limits
         query = model.select(pw.fn.COUNT(model.id), pw.fn.MIN(model.at))
         number, earliest = query.where(self._key(kind, subject, client) & (model.at > since)).tuples()[0]
-        return int(number), None if earliest is None else from_micros(int(earliest))
+        if earliest is not None and not isinstance(earliest, datetime):  # peewee converts MIN(at)
+            earliest = from_micros(int(earliest))  # through the field, or leaves the integer
+        return int(number), earliest
 
     @_guarded
     def last(self, kind: str, subject: str, client: str) -> LimitHit | None:

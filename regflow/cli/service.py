@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +31,26 @@ WEB_BANNER = {
 }
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether a host name or address stays on this machine (no host: a local socket/file)."""
+    if not host or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secret(reason: str) -> None:
+    """Refuse to run for real without ``REGFLOW_SECRET`` (its length is checked on use)."""
+    if not os.environ.get("REGFLOW_SECRET"):
+        raise CommandFailed(
+            "secret_required",
+            f"{reason}: set REGFLOW_SECRET (at least 32 bytes, the same in every process), e.g. "
+            "from `python -c \"import secrets; print(secrets.token_urlsafe(32))\"`; without it the "
+            "key of the code digests would be kept in the database")
+
+
 def server_options(command: click.decorators.FC) -> click.decorators.FC:
     """``--host``, ``--port`` and ``--relay/--no-relay``."""
     command = click.option("--relay/--no-relay", default=True, show_default=True,
@@ -45,9 +67,13 @@ def server_options(command: click.decorators.FC) -> click.decorators.FC:
 @engine_options
 def serve(host: str, port: int, relay: bool, trusted_proxies: int, db: str, mail: str,
           hasher: str) -> None:
-    """Serve the HTML pages and the JSON API on a production WSGI server (waitress)."""
+    """Serve the HTML pages and the JSON API on a production WSGI server (waitress).
+
+    On a host other than loopback, ``REGFLOW_SECRET`` is required."""
     from regflow.web.server import serve as serve_app
 
+    if not is_loopback(host):
+        require_secret(f"serving on {host}, beyond this machine")
     with open_engine(db, mail, hasher) as engine:
         click.echo(f"regflow: serving on http://{host}:{port}/ (store {redact_url(db)}, "
                    f"mail {redact_url(mail)})")
@@ -106,22 +132,48 @@ def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: 
               metavar="SECONDS", help="Pause between passes that found nothing to do.")
 @click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
               help="Flows and mails handled per pass.")
+@click.option("--purge-every", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              metavar="SECONDS", help="Purge what retention no longer keeps this often (0: never).")
 @engine_options
-def worker(once: bool, interval: float, batch: int, db: str, mail: str, hasher: str) -> None:
-    """Apply due timers and deliver queued mail, in a loop (several workers may run at once)."""
+def worker(once: bool, interval: float, batch: int, purge_every: float, db: str, mail: str,
+           hasher: str) -> None:
+    """Apply due timers, deliver queued mail and purge old rows, in a loop (several workers may
+    run at once). With a database beyond this machine, ``REGFLOW_SECRET`` is required."""
+    if not is_loopback(urlsplit(db).hostname) and not db.startswith("sqlite:"):
+        require_secret("working on a database beyond this machine")
     with open_engine(db, mail, hasher) as engine:
+        purged_at = -float("inf")
         try:
             while True:
                 flows = engine.sweep(batch)
                 mails = engine.deliver(batch)
                 if flows or mails:
                     click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered")
+                if purge_every and time.monotonic() - purged_at >= purge_every:
+                    purged_at = time.monotonic()
+                    _report_purge(engine.purge())
                 if once:
                     return
                 if not (flows or mails):
                     time.sleep(interval)
         except KeyboardInterrupt:
             click.echo("worker stopped")
+
+
+def _report_purge(counts: dict[str, int]) -> None:
+    if any(counts.values()):
+        click.echo("purged " + ", ".join(f"{n} {name}" for name, n in counts.items() if n))
+
+
+@main.command()
+@engine_options
+def purge(db: str, mail: str, hasher: str) -> None:
+    """Delete what retention no longer keeps: ended flows (30 days), used and expired codes and
+    expired sessions (1 day), sent, failed and decoy mail (7 days), counted attempts (2 days),
+    journal entries (400 days); prints how many rows went."""
+    with open_engine(db, mail, hasher) as engine:
+        counts = engine.purge()
+    click.echo("purged " + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
 
 @main.command()

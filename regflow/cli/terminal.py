@@ -80,11 +80,13 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
                                    ("--mail", mail, DEFAULT_MAIL), ("--hasher", hasher, "argon2")):
         if value != default:
             resume += [option, value]
+    resume.append("--flow-token={token}")  # the flow's secret: resuming needs it (SPEC 4.1)
     return TerminalFrontEnd(
         engine, lang=lang, input_fn=_prompt(hidden=False), secret_fn=_prompt(hidden=True),
         output=sys.stdout, poll=poll,
         resume_command=" ".join(shlex.quote(part).replace("{", "{{").replace("}", "}}")
-                                if part != "{id}" else part for part in resume),
+                                if part not in ("{id}", "--flow-token={token}") else part
+                                for part in resume),
     )
 
 
@@ -94,22 +96,29 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
 @click.argument("flow")
 @click.option("--account", metavar="ID", help="The ASP user (seat) in use; starts a new flow.")
 @click.option("--resume", "flow_id", metavar="FLOW_ID", help="Continue a flow started earlier.")
+@click.option("--flow-token", metavar="TOKEN", envvar="REGFLOW_FLOW_TOKEN",
+              help="The flow token printed when the flow was stopped: needed with --resume "
+                   "(env REGFLOW_FLOW_TOKEN).")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
 @click.option("--poll", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="While a screen waits on a timer, check every SECONDS instead of asking.")
 @engine_options
-def run(flow: str, account: str | None, flow_id: str | None, lang: str, poll: float | None,
-        db: str, mail: str, hasher: str) -> None:
+def run(flow: str, account: str | None, flow_id: str | None, flow_token: str | None, lang: str,
+        poll: float | None, db: str, mail: str, hasher: str) -> None:
     """Run FLOW in the terminal: the same screens as prompts."""
     if account is not None and flow_id is not None:
         raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID, not both")
     with open_engine(db, mail, hasher) as engine:
         front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll)
         if flow_id is not None:
-            found = engine.get(flow_id).flow
+            if not flow_token:
+                raise CommandFailed("flow_token_required",
+                                    "--resume needs the flow's token: --flow-token TOKEN "
+                                    "(or REGFLOW_FLOW_TOKEN), as printed when the flow stopped")
+            found = engine.get(flow_id, token=flow_token).flow
             if found != flow:
                 raise CommandFailed("flow_mismatch", f"flow {flow_id} is a {found} flow, not {flow}")
-            snapshot = front.resume(flow_id)
+            snapshot = front.resume(flow_id, flow_token)
         else:
             snapshot = front.run(flow, {"account": account} if account is not None else {})
     if snapshot is None:

@@ -5,6 +5,10 @@ its fields, offers its actions and sends the chosen event through the engine, un
 no longer active. An active screen without actions waits on a timer: it shows when the timer
 falls due (local time) and checks again when the person presses Enter, or every ``poll`` seconds
 when nobody is there to press it.
+
+The flow token comes with the snapshot that started the flow (and with every later one, a
+hand-over's being the new flow's), so each step sends the snapshot it answers; resuming a flow
+by its id needs that token again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from zoneinfo import ZoneInfo
 
 from regflow.catalog import Catalog, pick_language
 from regflow.engine import Engine
-from regflow.exceptions import EventNotAllowed, FlowGone, FlowNotFound, InvalidContext, RegflowError
+from regflow.exceptions import (
+    EventNotAllowed,
+    FlowGone,
+    FlowNotFound,
+    InvalidContext,
+    RateLimited,
+    RegflowError,
+)
 from regflow.screens import Action, Field, Message, Snapshot
 
 Prompt = Callable[[str], str]
@@ -49,6 +60,8 @@ CHROME: Mapping[str, tuple[str, str]] = {
     "nothing_to_do": ("この画面で行える操作はありません。", "There is nothing to do on this screen."),
     "stopped": ("中断しました（フロー ID: {id}）。", "Stopped (flow id: {id})."),
     "resume": ("続きから再開するには: {command}", "To continue later: {command}"),
+    "rate_limited": ("試行の回数が上限に達しました。{seconds} 秒後にもう一度お試しください。",
+                     "Too many attempts. Try again in {seconds} s."),
     "mail_file": ("メールを書き出しました: {path}", "Mail written: {path}"),
     "mail_sent": ("メールを送信しました:", "Mail sent:"),
     "mail_head": ("  宛先: {to} / 件名: {subject}", "  To: {to} / Subject: {subject}"),
@@ -102,7 +115,8 @@ class TerminalFrontEnd:
         self.poll = poll
         self.sleep_fn = sleep_fn
         self.timezone = timezone
-        # e.g. "regflow run registration --resume {id}": shown when the person stops early.
+        # e.g. "regflow run registration --resume {id} --flow-token={token}": shown when the
+        # person stops early ({token} is the flow token, the secret resuming needs).
         self.resume_command = resume_command
         self._chrome = {k: v[1 if self.lang == "en" else 0] for k, v in CHROME.items()}
 
@@ -117,10 +131,11 @@ class TerminalFrontEnd:
         self._report_mail(mark)
         return self.drive(snapshot)
 
-    def resume(self, flow_id: str) -> Snapshot | None:
-        """Continue a flow started earlier; None when there is no such flow."""
+    def resume(self, flow_id: str, token: str | None = None) -> Snapshot | None:
+        """Continue a flow started earlier, given its id and flow token; None when there is no
+        such flow (or the token is not its token: the engine tells them apart to nobody)."""
         try:
-            snapshot = self.engine.get(flow_id, lang=self.lang)
+            snapshot = self.engine.get(flow_id, token=token, lang=self.lang)
         except FlowNotFound:
             self._say("not_found", id=flow_id)
             return None
@@ -167,13 +182,16 @@ class TerminalFrontEnd:
             return None
         mark = self._mail_mark()
         try:
-            following = self.engine.send(snapshot.id, action.event, data, lang=self.lang)
+            following = self.engine.send(snapshot, action.event, data, lang=self.lang)
         except EventNotAllowed as exc:
             self._say("not_allowed", event=exc.event)
-            return self.engine.get(snapshot.id, lang=self.lang)
+            return self.engine.get(snapshot, lang=self.lang)
         except FlowGone as exc:
             self._say("gone", status=exc.status)
-            return self.engine.get(snapshot.id, lang=self.lang)
+            return self.engine.get(snapshot, lang=self.lang)
+        except RateLimited as exc:
+            self._say("rate_limited", seconds=exc.retry_after)
+            return self.engine.get(snapshot, lang=self.lang)
         self._report_mail(mark)
         return following
 
@@ -230,7 +248,7 @@ class TerminalFrontEnd:
                     return None
             else:
                 self.sleep_fn(self.poll)
-            current = self.engine.get(snapshot.id, lang=self.lang)
+            current = self.engine.get(snapshot, lang=self.lang)
             if (current.state, current.status, current.screen, current.timers) != (
                     snapshot.state, snapshot.status, snapshot.screen, snapshot.timers):
                 return current
@@ -240,7 +258,8 @@ class TerminalFrontEnd:
     def _stop(self, snapshot: Snapshot) -> Snapshot:
         self._say("stopped", id=snapshot.id)
         if self.resume_command:
-            self._say("resume", command=self.resume_command.format(id=snapshot.id))
+            self._say("resume", command=self.resume_command.format(
+                id=snapshot.id, token=snapshot.flow_token or ""))
         return snapshot
 
     def _mail_mark(self) -> int | frozenset[Path]:

@@ -16,7 +16,8 @@ from regflow.registry import Registry
 
 BUILTIN_FLOWS = (
     "registration", "sign_in", "password_reset",
-    "unlink_login", "delete_login", "transfer_admin", "require_two_factor", "set_two_factor",
+    "unlink_login", "delete_login", "transfer_admin", "unlock_login", "require_two_factor",
+    "set_two_factor",
 )
 
 

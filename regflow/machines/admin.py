@@ -6,6 +6,7 @@ the actor's login id."""
 from __future__ import annotations
 
 from regflow.context import FlowContext
+from regflow.machines.sign_in import clear_sign_in_failures
 from regflow.records import Login
 from regflow.registry import Registry
 
@@ -65,6 +66,14 @@ def unlink_target(ctx: FlowContext) -> None:
     target.account = None
     ctx.tx.logins.update(target)
     _cut_off(ctx, target)
+
+
+@admin.action
+def unlock_target(ctx: FlowContext) -> None:
+    """Lift every client's sign-in lockout of the target and forget its wrong passwords."""
+    target = _target(ctx)
+    assert target is not None
+    clear_sign_in_failures(ctx, target.email_key, every_client=True)
 
 
 @admin.action

@@ -52,7 +52,9 @@ def _subject(ctx: FlowContext) -> str:
 @sign_in.guard
 def login_locked(ctx: FlowContext) -> bool:
     """This client is locked out for the typed address after too many wrong passwords in a row
-    (whether the address has a login or not: the answer must not tell). Other clients are not."""
+    (whether the address has a login or not: the answer must not tell). Other clients are not.
+    Asked first, so it takes the address's lock: concurrent attempts are judged one by one."""
+    ctx.tx.limits.lock(_subject(ctx))
     hit = ctx.tx.limits.last(limits.SIGN_IN_LOCKOUT, _subject(ctx), ctx.client)
     if hit is None or hit.until is None or hit.until <= ctx.now:
         return False

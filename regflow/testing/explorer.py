@@ -151,7 +151,7 @@ class Explorer:
         return moves if events is not None else moves + self._timer_moves(player, state)
 
     def _timer_moves(self, player: Player, state: str) -> list[Move]:
-        snapshot = self.engine.get(player.flow_id)
+        snapshot = self.engine.get(player.flow_id, token=player.flow_token)
         now = self.clock.now()
         moves: list[Move] = []
         used: set[int] = set()

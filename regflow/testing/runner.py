@@ -59,8 +59,9 @@ class Player:
                  recorder: Recorder | None, *, check: bool = True) -> None:
         self.engine, self.flow, self.scenario, self.driver = engine, flow, scenario, driver
         self.recorder, self.check = recorder, check
-        self.token: str | None = None
+        self.token: str | None = None  # the world's session token (flows that need a session)
         self.flow_id = ""
+        self.flow_token: str | None = None  # the flow's secret, from the answer that started it
         self._mark = 0
         definition = engine.flows.latest(flow)
         lengths = [f.constraints.get("length", 8) for f in definition.fields.values() if f.type == "code"]
@@ -84,7 +85,7 @@ class Player:
         if self.recorder is not None:
             self.recorder.calls.clear()
         snapshot = self.engine.start(self.flow, self.resolve(context), session=self.token)
-        self.flow_id = snapshot.id
+        self.flow_id, self.flow_token = snapshot.id, snapshot.flow_token
         calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
         return self._observed(Step(expect=snapshot.state), calls, [], snapshot.state, snapshot.status)
 
@@ -100,7 +101,7 @@ class Player:
             seconds = self.seconds(step.advance)
             self.driver.advance(seconds)
             step = attrs.evolve(step, advance=seconds)
-        snapshot = self.engine.get(self.flow_id)
+        snapshot = self.engine.get(self.flow_id, token=self.flow_token)
         entries = self.engine.history(self.flow_id)[before:]
         calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
         fired = tuple(e.event for e in entries if e.actor == "timer")
@@ -126,7 +127,8 @@ class Player:
             self.recorder.arm(self.flow_id, str(step.meanwhile["guard"]),
                               lambda ctx: apply_op(self.engine, ctx.tx, ctx.now, change))
         try:
-            self.engine.send(self.flow_id, step.event, self.resolve(step.data), session=self.token)
+            self.engine.send(self.flow_id, step.event, self.resolve(step.data), token=self.flow_token,
+                             session=self.token)
         except EventNotAllowed:
             return "refused"
         except FlowGone:

@@ -6,13 +6,17 @@ call the engine and translate its answer and its errors into status codes:
 - 201 a flow started; 200 a snapshot (also of a completed, cancelled or failed flow);
 - 422 a snapshot whose screen carries errors, a context the flow cannot use, or an
   Idempotency-Key reused with another payload;
-- 409 an event the state does not take; 404 no such flow name or id;
+- 409 an event the state does not take; 404 no such flow name or id, or a request on a flow
+  without its token (header ``Regflow-Flow-Token``) or with another: the very same answer;
+- 429 a limit across flows (per address, per client) was reached, with ``Retry-After``;
 - 410 an expired flow (GET), or an ended one (events), with its snapshot;
 - 401 no live session; 403 a session that may not do it;
 - 400 not the JSON asked for; 413 a body over ``MAX_CONTENT_LENGTH``; 503 try again.
 
 Every answer is JSON, also for unknown ``/api/`` routes, with ``Content-Language`` and
-``Cache-Control: no-store`` (snapshots may carry a session token).
+``Cache-Control: no-store`` (snapshots carry the flow token, and may carry a session token).
+The client address given to the engine's per-client limits is ``request.remote_addr``
+(``create_app(trusted_proxies=N)`` makes it the address the proxies saw).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from regflow.exceptions import (
     IdempotencyKeyInvalid,
     InvalidContext,
     NotSignedIn,
+    RateLimited,
     RegflowError,
     StoreError,
     TransientError,
@@ -43,7 +48,7 @@ from regflow.exceptions import (
 )
 from regflow.screens import Snapshot
 from regflow.web import engine_of
-from regflow.web.openapi import IDEMPOTENCY_KEY_PATTERN, openapi_document
+from regflow.web.openapi import FLOW_TOKEN_HEADER, IDEMPOTENCY_KEY_PATTERN, openapi_document
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -51,28 +56,33 @@ api = Blueprint("api", __name__, url_prefix="/api")
 STATUS_OF: tuple[tuple[type[RegflowError], int], ...] = (
     (FlowNotFound, 404), (FlowGone, 410), (VersionUnavailable, 410), (EventNotAllowed, 409),
     (IdempotencyKeyInvalid, 400), (IdempotencyConflict, 422),
-    (InvalidContext, 422), (NotSignedIn, 401), (Forbidden, 403),
+    (InvalidContext, 422), (NotSignedIn, 401), (Forbidden, 403), (RateLimited, 429),
     (ConcurrentUpdate, 503), (TransientError, 503), (StoreError, 503),
 )
 HTTP_ERROR_IDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                   413: "body_too_large", 500: "internal_error"}
 MAX_IDEMPOTENCY_KEY = 255
+# Errors whose text the catalog has not under ``message.`` (no screen shows them) but where the
+# pages keep it: used when ``message.<id>`` is missing.
+TEXT_FALLBACKS = {"rate_limited": ("web.flash.rate_limited",)}
 
 
 # ---- views ---------------------------------------------------------------------------------
 
 @api.post("/flows/<flow_name>")
 def start_flow(flow_name: str) -> Response:
-    """Start a flow: 201 with its snapshot and ``Location``."""
+    """Start a flow: 201 with its snapshot (and ``flow_token``, the starter's only) and
+    ``Location``."""
     context = _strings(_body("context").get("context", {}), "context")
-    snapshot = _engine().start(flow_name, context, session=_bearer(), lang=_asked_lang())
+    snapshot = _engine().start(flow_name, context, session=_bearer(), lang=_asked_lang(),
+                               client=request.remote_addr)
     return _snapshot(snapshot, 201, Location=url_for("api.flow", flow_id=snapshot.id))
 
 
 @api.get("/flows/<flow_id>")
 def flow(flow_id: str) -> Response:
     """The flow's snapshot; 410 (with the snapshot) once it expired."""
-    snapshot = _engine().get(flow_id, lang=_asked_lang())
+    snapshot = _engine().get(flow_id, token=_flow_token(), lang=_asked_lang())
     if snapshot.status == "expired":
         return _gone(FlowGone(snapshot.id, snapshot.status), snapshot)
     return _snapshot(snapshot, 200)
@@ -82,8 +92,9 @@ def flow(flow_id: str) -> Response:
 def send_event(flow_id: str, event: str) -> Response:
     """Send an event: 200 with the snapshot, 422 when its screen carries errors."""
     data = _values(_body("data").get("data", {}), "data")
-    snapshot = _engine().send(flow_id, event, data, idempotency_key=_idempotency_key(),
-                              session=_bearer(), lang=_asked_lang())
+    snapshot = _engine().send(flow_id, event, data, token=_flow_token(),
+                              idempotency_key=_idempotency_key(), session=_bearer(),
+                              lang=_asked_lang(), client=request.remote_addr)
     moved = {} if snapshot.id == flow_id else {
         "Content-Location": url_for("api.flow", flow_id=snapshot.id)}  # a hand-over's new flow
     return _snapshot(snapshot, 200 if snapshot.ok else 422, **moved)
@@ -106,8 +117,8 @@ def openapi() -> Response:
 @api.errorhandler(RegflowError)
 def regflow_error(exc: RegflowError) -> Response:
     """An engine error as its status and ``{"error": message_id, ...}``."""
-    if isinstance(exc, FlowGone):
-        return _gone(exc, _engine().get(exc.flow_id, lang=_asked_lang()))
+    if isinstance(exc, FlowGone):  # raised only to a caller that showed the flow's token
+        return _gone(exc, _engine().get(exc.flow_id, token=_flow_token(), lang=_asked_lang()))
     status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
     body = _error(exc.message_id, str(exc) if status < 500 else "the service failed; try again")
     headers: dict[str, str] = {}
@@ -117,6 +128,9 @@ def regflow_error(exc: RegflowError) -> Response:
         body.update(allowed=exc.allowed, state=exc.state, event=exc.event)
     elif isinstance(exc, NotSignedIn):
         headers["WWW-Authenticate"] = 'Bearer realm="regflow"'
+    elif isinstance(exc, RateLimited):
+        body["retry_after"] = exc.retry_after
+        headers["Retry-After"] = str(exc.retry_after)
     if status == 503:
         headers["Retry-After"] = "1"
     if status >= 500:
@@ -160,7 +174,7 @@ def _gone(exc: FlowGone, snapshot: Snapshot) -> Response:
 
 def _error(message_id: str, detail: str, lang: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message_id, "detail": detail}
-    text = Catalog(lang or _lang()).find(f"message.{message_id}")
+    text = Catalog(lang or _lang()).find(f"message.{message_id}", *TEXT_FALLBACKS.get(message_id, ()))
     if text is not None:
         body["text"] = text
     return body
@@ -185,6 +199,12 @@ def _asked_lang() -> str | None:
 def _lang() -> str:
     """The language of texts that belong to no flow (errors)."""
     return _asked_lang() or DEFAULT_LANGUAGE
+
+
+def _flow_token() -> str | None:
+    """The ``Regflow-Flow-Token`` header; the engine answers a missing or wrong one as it
+    answers an unknown flow id."""
+    return request.headers.get(FLOW_TOKEN_HEADER) or None
 
 
 def _bearer() -> str | None:

@@ -300,4 +300,6 @@ def admin_row(number: int, login: Mapping[str, Any], texts: Texts, zone: str) ->
         "two_factor": texts("admin.on" if login["two_factor"] else "admin.off"),
         "can_unlink": not is_self and bool(login["account"]), "can_delete": not is_self,
         "can_transfer": not is_self and bool(login["ready"]),
+        # wrong passwords recorded for the login (a lockout, or on the way to one)
+        "can_unlock": not is_self and int(login.get("sign_in_failures", 0) or 0) > 0,
     }

@@ -14,6 +14,7 @@ from regflow.library import FlowLibrary
 
 STATUSES = ("active", *FINAL_STATUSES)
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"  # visible ASCII: what survives every HTTP stack
+FLOW_TOKEN_HEADER = "Regflow-Flow-Token"  # the flow's secret, on every request after the start
 EXAMPLE_CONTEXT = {"account": "abcd8-01", "target": "<a login id from GET /api/admin/logins>"}
 
 
@@ -62,6 +63,10 @@ SCHEMAS: dict[str, Any] = {
         "expires_at": {**INSTANT, "type": ["string", "null"]},
         "timers": {"type": "array", "items": _ref("Timer")}, "screen": _ref("Screen"),
         "lang": {"enum": list(LANGUAGES)},
+        "flow_token": {"type": "string", "description": (
+            "The flow's secret (at least 128 bits), given to the client that started it: send it "
+            f"as the `{FLOW_TOKEN_HEADER}` header on every later request on this flow. After a "
+            "hand-over (`continue_with`) it is the new flow's token. Keep it like a password.")},
         "session": {"type": "string", "description": "A bearer token, once a sign-in completes."},
         "continue_with": _object({"flow": _ref("FlowName"), "id": STRING}, description=(
             "After a hand-over (e.g. `create_account`): the flow this snapshot belongs to.")),
@@ -73,14 +78,17 @@ SCHEMAS: dict[str, Any] = {
         "role": {"enum": ["admin", "member"]},
         "ready": {"type": "boolean", "description": "False while provisioning."},
         "ready_at": INSTANT, "two_factor": {"type": "boolean"},
+        "sign_in_failures": {"type": "integer", "minimum": 0, "description": (
+            "Wrong passwords for the login's address lately, from any client; more than 0: "
+            "the admin may start `unlock_login` on it.")},
     }),
     "Error": _object({
         "error": {"type": "string", "description": (
             "Stable id: `bad_request`, `not_found`, `method_not_allowed`, `body_too_large`, "
             "`flow_not_found`, `flow_gone`, `event_not_allowed`, `idempotency_key_reused`, "
             "`context_invalid` (or the context's own id such as `account_unknown`), "
-            "`not_signed_in`, `forbidden`, `concurrent_update`, `transient_error`, "
-            "`store_error`, `internal_error`.")},
+            "`not_signed_in`, `forbidden`, `rate_limited`, `concurrent_update`, "
+            "`transient_error`, `store_error`, `internal_error`.")},
         "detail": {"type": "string", "description": "For developers, in English."},
         "text": {"type": "string", "description": "For people, in the response's language."},
         "field": {"type": ["string", "null"], "description": "The context key at fault (422)."},
@@ -88,6 +96,8 @@ SCHEMAS: dict[str, Any] = {
         "state": {"type": "string", "description": "The flow's state (409)."},
         "event": {"type": "string", "description": "The event refused (409)."},
         "status": {"enum": list(FINAL_STATUSES), "description": "How the flow ended (410)."},
+        "retry_after": {"type": "integer", "minimum": 1, "description": (
+            "Seconds until the limit allows one more (429; also the `Retry-After` header).")},
         "snapshot": _ref("Snapshot"),
     }, required=["error", "detail"]),
     "StartRequest": _object({"context": {
@@ -110,6 +120,13 @@ PARAMETERS: dict[str, Any] = {
                        "schema": STRING, "description": (
                            "`ja` or `en` (other languages: `ja`). Without it and without `?lang=`, "
                            "a flow answers in the language it was started in (new flows: `ja`).")},
+    "FlowToken": {
+        "name": FLOW_TOKEN_HEADER, "in": "header", "required": True,
+        "schema": {"type": "string", "maxLength": 256},
+        "description": ("The `flow_token` of the answer that started the flow (or handed over "
+                        "to it). Without it, or with another, the answer is 404 `flow_not_found`, "
+                        "exactly as for an id that does not exist."),
+    },
     "IdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
         "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
@@ -137,10 +154,17 @@ RESPONSES: dict[str, Any] = {
     "Forbidden": _answer("`forbidden`: the session is not the customer's admin, the target "
                          "login is another customer's, or the flow was started by another login.",
                          _ref("Error")),
-    "NotFound": _answer("`flow_not_found`: no flow with that id or no definition with that name.",
-                        _ref("Error")),
+    "NotFound": _answer("`flow_not_found`: no flow with that id, or the request lacks the flow's "
+                        f"`{FLOW_TOKEN_HEADER}` (or carries another): one answer for both; or "
+                        "no definition with that name.", _ref("Error")),
     "PayloadTooLarge": _answer("`body_too_large`: the body exceeds the app's MAX_CONTENT_LENGTH.",
                                _ref("Error")),
+    "TooManyRequests": _answer(
+        "`rate_limited`: a limit across flows was reached (code mails or wrong codes per e-mail "
+        "address, flows started or events sent per client); `retry_after` and `Retry-After` say "
+        "when one more is allowed.", _ref("Error"),
+        **{"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                           "description": "Seconds."}}),
     "Unavailable": _answer("`transient_error`, `concurrent_update` or `store_error`: try again.",
                            _ref("Error"), **{"Retry-After": {"schema": STRING}}),
     "InternalError": _answer("`internal_error`: a fault of the service (it is logged).", _ref("Error")),
@@ -182,7 +206,8 @@ def _operations(flows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     optional_bearer: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
     common = {"400": _ref("BadRequest", "responses"), "401": _ref("Unauthorized", "responses"),
               "403": _ref("Forbidden", "responses"), "404": _ref("NotFound", "responses"),
-              "413": _ref("PayloadTooLarge", "responses"), "500": _ref("InternalError", "responses"),
+              "413": _ref("PayloadTooLarge", "responses"), "429": _ref("TooManyRequests", "responses"),
+              "500": _ref("InternalError", "responses"),
               "503": _ref("Unavailable", "responses")}
     examples = {name: {"value": {"context": {k: EXAMPLE_CONTEXT.get(k, "…") for k in flow["context"]}}}
                 for name, flow in flows.items()}
@@ -190,13 +215,15 @@ def _operations(flows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "/api/flows/{flow_name}": {"post": {
             "operationId": "startFlow", "summary": "Start a flow",
             "description": ("Starts a flow on the latest version of its definition. Flows with "
-                            "auth `session` or `admin` need `Authorization: Bearer <token>`.\n\n"
+                            "auth `session` or `admin` need `Authorization: Bearer <token>`. The "
+                            f"answer's `flow_token` goes as `{FLOW_TOKEN_HEADER}` on every later "
+                            "request on the flow; no one else receives it.\n\n"
                             + _flow_table(flows)),
             "parameters": [_ref("FlowName", "parameters"), *language], "security": optional_bearer,
             "requestBody": {"required": False, "content": {"application/json": {
                 "schema": _ref("StartRequest"), "examples": examples}}},
             "responses": {
-                "201": _answer("The new flow.", _ref("Snapshot"),
+                "201": _answer("The new flow, with its `flow_token`.", _ref("Snapshot"),
                                Location={"schema": STRING, "description": "`/api/flows/{id}`"}),
                 "422": _answer("`context_invalid` (or e.g. `account_unknown`); `field` names the "
                                "context key.", _ref("Error")),
@@ -207,7 +234,7 @@ def _operations(flows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "description": ("200 for active flows and for flows that completed, were cancelled "
                             "or failed (their snapshot still matters, e.g. `continue_with`); "
                             "410 `flow_gone` with the snapshot for an expired flow."),
-            "parameters": [_ref("FlowId", "parameters"), *language],
+            "parameters": [_ref("FlowId", "parameters"), _ref("FlowToken", "parameters"), *language],
             "responses": {
                 "200": _answer("The snapshot.", _ref("Snapshot")),
                 "410": _answer("`flow_gone`: the flow expired; `status` and `snapshot` say so.",
@@ -219,9 +246,11 @@ def _operations(flows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "operationId": "sendEvent", "summary": "Send an event with the screen's data",
             "description": ("`submit` is every screen's primary action. A hand-over (e.g. "
                             "`create_account`) answers with the new flow's snapshot, whose "
-                            "`continue_with` names it (also in `Content-Location`)."),
+                            "`continue_with` names it (also in `Content-Location`) and whose "
+                            "`flow_token` is the new flow's."),
             "parameters": [_ref("FlowId", "parameters"), _ref("Event", "parameters"),
-                           _ref("IdempotencyKey", "parameters"), *language],
+                           _ref("FlowToken", "parameters"), _ref("IdempotencyKey", "parameters"),
+                           *language],
             "security": optional_bearer,
             "requestBody": {"required": False, "content": {"application/json": {
                 "schema": _ref("EventRequest")}}},

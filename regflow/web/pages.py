@@ -7,7 +7,11 @@ submit or a browser retry of one rendered form acts once. Answers follow Post/Re
 
 The Flask session keeps only: ``csrf``, ``lang`` (after ``?lang=``), ``seat`` (the account the
 page was launched for, for "start again") and ``admin_flows`` (recent flows started from
-アカウント管理, whose end leads back there). The sign-in session lives in its own cookie.
+アカウント管理, whose end leads back there). The sign-in session lives in its own cookie; so
+does each flow's token (SPEC 4.1: a flow id is not a secret, its token is): ``regflow_flow``,
+HttpOnly, SameSite=Lax, its Path the flow's page, so that a browser sends each flow only its
+own. A page started in one browser is "not found" in any other. The CSRF token is replaced
+whenever a sign-in session begins or ends.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from regflow.exceptions import (
     IdempotencyConflict,
     InvalidContext,
     NotSignedIn,
+    RateLimited,
     VersionUnavailable,
 )
 from regflow.screens import Snapshot
@@ -59,9 +64,11 @@ pages = Blueprint("pages", __name__)
 
 LAUNCH_FLOW = "sign_in"  # what the ASP application's launch opens (SPEC 4.2)
 ADMIN_FLOWS = {  # flow → whether it acts on a target login chosen in the list
-    "unlink_login": True, "delete_login": True, "transfer_admin": True,
+    "unlink_login": True, "delete_login": True, "transfer_admin": True, "unlock_login": True,
     "require_two_factor": False, "set_two_factor": False,
 }
+FLOW_COOKIE = "regflow_flow"
+FLOW_COOKIE_MAX_AGE = 4 * 3600  # seconds; renewed by every action (flows expire after 60 min idle)
 ADMIN_TRAIL = 20
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -85,11 +92,14 @@ def home() -> Response:
     if account is None:
         return _start_page(texts, "", texts("start.account_required"), 400)
     try:
-        snapshot = _engine().start(LAUNCH_FLOW, {"account": account}, lang=texts.lang)
+        snapshot = _engine().start(LAUNCH_FLOW, {"account": account}, lang=texts.lang,
+                                   client=request.remote_addr)
     except InvalidContext:
         return _start_page(texts, account, texts("start.account_required"), 400)
+    except RateLimited as exc:
+        return _too_many(texts, exc)
     session["seat"] = account
-    return _see(snapshot.id)
+    return _keep_token(_see(snapshot.id), snapshot)
 
 
 @pages.get("/flows/<flow_id>")
@@ -97,8 +107,8 @@ def flow(flow_id: str) -> Response:
     """The flow's current screen."""
     texts = Texts(_lang())
     try:
-        snapshot = _engine().get(flow_id, lang=texts.lang)
-    except FlowNotFound:
+        snapshot = _engine().get(flow_id, token=_flow_token(), lang=texts.lang)
+    except FlowNotFound:  # also without this browser's token of the flow, or with another
         return _not_found(texts)
     return _screen(snapshot, texts)
 
@@ -118,20 +128,22 @@ def act(flow_id: str) -> Response:
     engine, old = _engine(), request.cookies.get(SESSION_COOKIE)
     try:
         answer = engine.send(flow_id, event, form_data(spec, request.form, event),
+                             token=_flow_token(),
                              idempotency_key=idempotency_key(session["csrf"], str(spec["n"])),
-                             session=old, lang=texts.lang)
+                             session=old, lang=texts.lang, client=request.remote_addr)
     except FlowNotFound:
         return _not_found(texts)
     except (FlowGone, VersionUnavailable, EventNotAllowed, IdempotencyConflict, Forbidden,
-            InvalidContext) as exc:
+            InvalidContext, RateLimited) as exc:
         flash(_refusal_key(exc), "error")
         return _see(flow_id)
-    response = _see(answer.id)
+    response = _keep_token(_see(answer.id), answer)  # a hand-over's new flow, or this one again
     if answer.session is not None:
         if old and old != answer.session:
             engine.end_session(old)  # one browser, one sign-in
         response.set_cookie(SESSION_COOKIE, answer.session, max_age=engine.services.session_ttl,
                             path="/", secure=request.is_secure, httponly=True, samesite="Lax")
+        _new_csrf()  # a token seen before the sign-in is worth nothing after it
     return response
 
 
@@ -163,7 +175,7 @@ def admin_flow(name: str) -> Response:
     context = {"target": request.form.get("target", "")} if ADMIN_FLOWS[name] else {}
     try:
         snapshot = _engine().start(name, context, session=request.cookies.get(SESSION_COOKIE),
-                                   lang=texts.lang)
+                                   lang=texts.lang, client=request.remote_addr)
     except NotSignedIn:
         return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
                         links=[_sign_in_link(texts)])
@@ -172,9 +184,11 @@ def admin_flow(name: str) -> Response:
                         viewer=_viewer())
     except InvalidContext:
         return _message(texts, 400, "error.bad_request_title", "error.bad_request_text")
+    except RateLimited as exc:
+        return _too_many(texts, exc, viewer=_viewer())
     trail = [str(i) for i in session.get("admin_flows", []) if isinstance(i, str)]
     session["admin_flows"] = [*trail, snapshot.id][-ADMIN_TRAIL:]
-    return _see(snapshot.id)
+    return _keep_token(_see(snapshot.id), snapshot)
 
 
 @pages.post("/sign-out")
@@ -187,6 +201,7 @@ def sign_out() -> Response:
     if token:
         _engine().end_session(token)
     flash("flash.signed_out", "info")
+    _new_csrf()
     response = redirect(_sign_in_link(texts).href, 303)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=request.is_secure, httponly=True,
                            samesite="Lax")
@@ -225,6 +240,31 @@ def _csrf() -> str:
     return token
 
 
+def _new_csrf() -> None:
+    """Replace the CSRF token (at sign-in and sign-out: one never outlives a change of who is
+    signed in). Forms rendered before it no longer post."""
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def _flow_token() -> str | None:
+    """This browser's token of the flow the request is about (its cookie's Path is the flow's)."""
+    return request.cookies.get(FLOW_COOKIE) or None
+
+
+def _keep_token(response: Response, snapshot: Snapshot) -> Response:
+    """Keep the token of the snapshot's flow in this browser: a cookie only that flow's page
+    receives, HttpOnly, SameSite=Lax, Secure under HTTPS."""
+    if snapshot.flow_token is not None:
+        response.set_cookie(FLOW_COOKIE, snapshot.flow_token, max_age=FLOW_COOKIE_MAX_AGE,
+                            path=_flow_path(snapshot.id), secure=request.is_secure, httponly=True,
+                            samesite="Lax")
+    return response
+
+
+def _flow_path(flow_id: str) -> str:
+    return f"{request.script_root}/flows/{flow_id}"
+
+
 def _csrf_ok() -> bool:
     expected = session.get("csrf")
     return same_token(expected if isinstance(expected, str) else None, request.form.get("csrf_token"))
@@ -260,7 +300,7 @@ def _html(body: str, status: int = 200) -> Response:
 
 def _see(flow_id: str) -> Response:
     """303 See Other to a flow's page."""
-    return redirect(f"/flows/{flow_id}", 303)
+    return redirect(_flow_path(flow_id), 303)
 
 
 def _screen(snapshot: Snapshot, texts: Texts) -> Response:
@@ -323,6 +363,14 @@ def _message(texts: Texts, status: int, title: str, text: str, *, links: Sequenc
     return _html(body, status)
 
 
+def _too_many(texts: Texts, exc: RateLimited, *, viewer: str | None = None) -> Response:
+    """429: a limit across flows (flows started from this client) was reached."""
+    response = _message(texts, 429, "error.rate_limited_title", "flash.rate_limited",
+                        links=[_sign_in_link(texts)], viewer=viewer)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def _not_found(texts: Texts) -> Response:
     return _message(texts, 404, "error.not_found_title", "error.not_found_text",
                     links=[_sign_in_link(texts)])
@@ -338,4 +386,6 @@ def _refusal_key(exc: Exception) -> str:
         return "flash.not_signed_in"
     if isinstance(exc, Forbidden):
         return "flash.forbidden"
+    if isinstance(exc, RateLimited):
+        return "flash.rate_limited"
     return "flash.not_allowed"

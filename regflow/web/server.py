@@ -13,7 +13,7 @@ import threading
 from waitress import serve as waitress_serve
 
 from regflow.engine import Engine
-from regflow.web import create_app
+from regflow.web import create_app, wait_for_mail
 
 log = logging.getLogger("regflow.web")
 
@@ -57,5 +57,6 @@ def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, relay: b
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="regflow")
     finally:
+        wait_for_mail(app, timeout=10)  # the mail of answers already sent (else the relay's)
         if worker is not None:
             worker.stop()
