@@ -24,6 +24,7 @@ from benchmarks import fixtures
 from benchmarks.dispatch import dispatch_memory, dispatch_sqlite
 from benchmarks.growth import growth
 from benchmarks.harness import machine
+from benchmarks.oracle import oracle_gap
 from benchmarks.registration import registration, scaling
 from benchmarks.report import table
 from benchmarks.startup import import_ms
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "dispatch_sqlite": dispatch_sqlite,
     "growth": growth,
     "registration": registration,
+    "oracle_gap": oracle_gap,
     "scaling": scaling,
 }
 

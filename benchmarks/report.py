@@ -101,6 +101,19 @@ def table(results: dict[str, Any]) -> str:
                          + (f"; CPU ceiling {sc['ratio_ceiling']:.2f}×"
                             if sc.get("ratio_ceiling") else ""),
                          f"{sc['ratio']:.2f}", "", "≥ 1.6", _met(sc)))
+    og = results.get("oracle_gap")
+    if og is not None:
+        if (p := _problem(og)) is not None:
+            rows.append(("oracle_gap", p, "", "", "", ""))
+        else:
+            before = og["before"]
+            rows.append((
+                "oracle_gap (reset, HTTP)",
+                f"registered {og['registered']['median_ms']:.1f} / unregistered "
+                f"{og['unregistered']['median_ms']:.1f} ms (median, {og['samples']} each); "
+                f"gap {og['gap_ms']:+.1f} ms",
+                f"before: {before['registered_median_ms']} / {before['unregistered_median_ms']} "
+                f"ms, gap {before['gap_ms']:+.1f} ms", "", "", "", ""))
     if "import_ms" in results:
         detail = results.get("import_detail", {})
         rows.append(("import_ms", f"{_n(results['import_ms'])} ms",
