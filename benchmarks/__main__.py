@@ -24,6 +24,7 @@ from benchmarks import fixtures
 from benchmarks.dispatch import dispatch_memory, dispatch_sqlite
 from benchmarks.growth import growth
 from benchmarks.harness import machine
+from benchmarks.mutation import mutation
 from benchmarks.oracle import oracle_gap
 from benchmarks.registration import registration, scaling
 from benchmarks.report import table
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "growth": growth,
     "registration": registration,
     "oracle_gap": oracle_gap,
+    "mutation": mutation,
     "scaling": scaling,
 }
 
@@ -48,9 +50,10 @@ class Config:
     seconds: float = 0.6  # a contender's time box per round; benchmarks scale it
     growth_big: int = 100_000
     import_runs: int = 11
+    mutation_sample: int = 1  # judge every n-th mutant of each flow
 
 
-QUICK = Config(rounds=3, seconds=0.2, growth_big=10_000, import_runs=3)
+QUICK = Config(rounds=3, seconds=0.2, growth_big=10_000, import_runs=3, mutation_sample=5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,6 +114,18 @@ def table(results: dict[str, Any]) -> str:
                 f"gap {og['gap_ms']:+.1f} ms",
                 f"before: {before['registered_median_ms']} / {before['unregistered_median_ms']} "
                 f"ms, gap {before['gap_ms']:+.1f} ms", "", "", "", ""))
+    mu = results.get("mutation")
+    if mu is not None:
+        if (p := _problem(mu)) is not None:
+            rows.append(("mutation (built-in flows)", p, "", "", "", ""))
+        else:
+            sampled = f", every {mu['sample']}th" if mu.get("sample", 1) > 1 else ""
+            low = mu["lowest_score"]
+            rows.append((f"mutation ({len(mu['flows'])} built-in flows{sampled}, {mu['jobs']} jobs)",
+                         f"{_n(mu['mutants'])} mutants in {mu['seconds']:.1f} s "
+                         f"({mu['mutants_per_s']:.1f}/s)",
+                         f"{mu['survived']} survived; lowest score {low['score']:.1f}% ({low['flow']})",
+                         "", "", mu["target"], "" if mu.get("met") is None else _met(mu)))
     if "import_ms" in results:
         detail = results.get("import_detail", {})
         rows.append(("import_ms", f"{_n(results['import_ms'])} ms",

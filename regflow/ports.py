@@ -113,6 +113,8 @@ class SessionTable(Protocol):
     def end(self, session_id: str) -> None: ...
     def end_of_login(self, login_id: str, *, keep: str | None = None) -> int:
         """End every session of a login except ``keep``; how many ended."""
+    def of_login(self, login_id: str) -> list[Session]:
+        """The login's sessions (live or expired, not ended), oldest first."""
 
 
 class CodeTable(Protocol):

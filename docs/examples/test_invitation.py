@@ -1,14 +1,14 @@
-"""Every path of the invitation flow, replayed with I1–I5 checked after each step."""
+"""Every approved path of the invitation flow, replayed and compared step by step."""
 
 from pathlib import Path
 
 import pytest
 
-from regflow.testing import regflow_paths, run_path
+from regflow.testing import check_path, regflow_approved
 
 HERE = Path(__file__).parent
 
 
-@pytest.mark.parametrize("path", regflow_paths(HERE / "invitation.yaml", HERE / "invitation_scenario.yaml"))
+@pytest.mark.parametrize("path", regflow_approved(HERE / "invitation.yaml", HERE / "invitation_scenario.yaml"))
 def test_invitation(path, regflow_engine):
-    run_path(regflow_engine(path), path)
+    check_path(regflow_engine(path), path)

@@ -235,6 +235,11 @@ class Sessions(_Base):
         ending = [i for i in s._sessions_of.get(login_id, ()) if i != keep]
         return self.end_many(ending)
 
+    def of_login(self, login_id: str) -> list[Session]:
+        s = self._s._check()
+        found = [s._sessions[i] for i in s._sessions_of.get(login_id, ())]
+        return [attrs.evolve(x) for x in sorted(found, key=lambda x: (x.created_at, x.id))]
+
     def end_many(self, session_ids: list[str]) -> int:
         """End these sessions; how many."""
         for session_id in session_ids:

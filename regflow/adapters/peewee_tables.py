@@ -298,6 +298,13 @@ class Sessions(_Table):
         return int(model.delete().where(condition).execute())
 
 
+    @_guarded
+    def of_login(self, login_id: str) -> list[Session]:
+        model = self._t.sessions
+        rows = model.select().where(model.login_id == login_id).order_by(model.created_at, model.id)
+        return [record_of(Session, row) for row in rows]
+
+
 class Codes(_Table):
     def _of(self, flow_id: str, purpose: str) -> Any:
         model = self._t.codes

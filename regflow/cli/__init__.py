@@ -1,6 +1,7 @@
 """The ``regflow`` command line (SPEC 4.3)."""
 
 from regflow.cli import contracts, lint_commands, service, terminal
+from regflow.cli import mutate_command as mutate_command
 from regflow.cli import paths_command as paths_command
 from regflow.cli.base import main
 

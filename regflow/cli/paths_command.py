@@ -1,4 +1,6 @@
-"""``regflow paths FLOW``: paths that cover every transition, guard outcome and timer (SPEC 4.3)."""
+"""``regflow paths FLOW``: paths that cover every transition, guard outcome and timer (SPEC 4.3);
+``--approve`` writes their observable outcomes as the flow's approved paths, ``--check``
+replays the approved paths and fails on any difference (SPEC 3)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import click
 from regflow.cli.base import CommandFailed, main
 from regflow.exceptions import DefinitionError
 from regflow.machines import BUILTIN_FLOWS
+from regflow.registry import Registry
+from regflow.testing import approval
+from regflow.testing.engines import FlowSource, flow_source
 from regflow.testing.paths import generate_paths
-from regflow.testing.scenario import ScenarioError, load_registry
+from regflow.testing.scenario import Scenario, ScenarioError, builtin_scenario, load_registry, load_scenario
 
 
 @main.command("paths")
@@ -20,35 +25,84 @@ from regflow.testing.scenario import ScenarioError, load_registry
 @click.option("--registry", metavar="MODULE:ATTR",
               help="A regflow.Registry with the flow's own guards and actions (else the scenario's).")
 @click.option("--summary", is_flag=True, help="Print only the coverage line.")
+@click.option("--approve", is_flag=True,
+              help="Replay the paths and write their observable outcomes as the approved paths.")
 @click.option("--check", "strict", is_flag=True,
-              help="Exit 1 unless everything not declared unreachable is covered.")
+              help="Replay the approved paths; exit 1 on any difference, or on items of the "
+                   "definition they do not reach (or reach no more).")
+@click.option("--approved", type=click.Path(dir_okay=False, path_type=Path),
+              help="The approved file (default: shipped for the built-in flows, else "
+                   "DEFINITION.approved.json beside the definition file).")
 @click.option("--db", hidden=True, help="Accepted like every command; paths run on a private memory engine.")
 @click.option("--mail", hidden=True, help="Accepted like every command; unused.")
-def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool, strict: bool,
-          db: str | None, mail: str | None) -> None:
+def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool, approve: bool,
+          strict: bool, approved: Path | None, db: str | None, mail: str | None) -> None:
     """Print the paths of FLOW (a built-in name or a definition file) as JSON: each path's
     steps (events with their data, clock advances, world changes) with the state expected
     after each, what it covers, and the coverage counts. The same input prints the same JSON."""
     del db, mail
+    if approve and strict:
+        raise CommandFailed("usage", "--approve and --check: one at a time")
     if flow not in BUILTIN_FLOWS and scenario is None:
         raise CommandFailed("scenario_invalid", f"{flow} is not a built-in flow: give its --scenario FILE")
-    names = None
-    if registry:
-        try:
-            names = load_registry(registry, Path.cwd(), scenario.resolve().parent if scenario else None)
-        except ImportError as exc:
-            raise CommandFailed("scenario_invalid", f"--registry {registry}: {exc}") from exc
+    names = _registry(registry, scenario)
     try:
-        found = generate_paths(flow if flow in BUILTIN_FLOWS else Path(flow), scenario, registry=names)
+        loaded = load_scenario(scenario) if scenario is not None else builtin_scenario(flow)
+        target = flow if flow in BUILTIN_FLOWS else Path(flow)
+        source = flow_source(target, names if names is not None else loaded.load_registry())
+        file = approval.approved_file(source, approved)
+        if strict:
+            _check(source, loaded, file)
+            return
+        found = generate_paths(target, loaded, registry=names)
     except (DefinitionError, ScenarioError) as exc:
         for fault in exc.faults:
             click.echo(fault, err=True)
         raise CommandFailed(exc.message_id, f"{len(exc.faults)} fault(s); no paths generated") from exc
     line = found.coverage.line(found.flow)
+    if approve:
+        document = approval.approve(found)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(approval.dumps(document), encoding="utf-8")
+        steps = sum(len(p["steps"]) for p in document["paths"])
+        click.echo(f"{line}\napproved {len(document['paths'])} paths ({steps} steps) in {file}; "
+                   "review the diff before committing it")
+        return
     if summary:
         click.echo(line)
     else:
         click.echo(found.to_json())
         click.echo(line, err=True)
-    if strict and not found.coverage.complete:
-        raise SystemExit(1)
+
+
+def _registry(registry: str | None, scenario: Path | None) -> Registry | None:
+    if not registry:
+        return None
+    try:
+        return load_registry(registry, Path.cwd(), scenario.resolve().parent if scenario else None)
+    except ImportError as exc:
+        raise CommandFailed("scenario_invalid", f"--registry {registry}: {exc}") from exc
+
+
+def _check(source: FlowSource, scenario: Scenario, file: Path) -> None:
+    """Replay the approved paths; exit 1 with the differences, naming the re-approval."""
+    if not file.is_file():
+        command = approval.approve_command(source)
+        raise CommandFailed("paths_not_approved",
+                            f"no approved paths at {file}: run `{command}`, review the file and commit it")
+    try:
+        document = approval.load(file)
+    except ValueError as exc:
+        raise CommandFailed("paths_not_approved", str(exc)) from exc
+    problems = approval.check(document, source, scenario)
+    steps = sum(len(p["steps"]) for p in document["paths"])
+    if not problems:
+        click.echo(f"{source.name}: {len(document['paths'])} approved paths ({steps} steps) replayed: "
+                   "behaviour as approved")
+        return
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{source.name}: behaviour differs from the approved paths in {file}. If the change "
+               f"is intended, re-approve with `{approval.approve_command(source)}` "
+               "and review the diff.", err=True)
+    raise SystemExit(1)

@@ -1,24 +1,31 @@
 """Exhaustive path tests for flows — the built-in ones and your own (SPEC 3, 4.3).
 
-::
+Generate the paths, approve their observable outcomes once (a reviewed file), then check every
+change against the approved file, and measure with mutants how much a change would be caught::
 
-    from regflow.testing import generate_paths, make_engine, run_path
+    regflow paths FLOW --approve        # write FLOW's approved paths; review and commit the file
+    regflow paths FLOW --check          # replay them; exit 1 on any difference
+    regflow mutate FLOW                 # how many changed behaviours the approved paths catch
 
-    paths = generate_paths("registration")          # a built-in flow and its built-in scenario
-    print(paths.coverage.line("registration"))      # transitions 25/25, guard outcomes 28/28, ...
-    for path in paths:
-        run_path(make_engine(path), path)           # replays it, checking I1–I5 after every step
+The same in Python::
+
+    from regflow.testing import approved_of, check_path, make_engine
+
+    for path in approved_of("registration"):        # the shipped approved paths
+        check_path(make_engine(path), path)         # replays it, comparing every step's outcome
 
 For your own flow, give the definition file and a scenario (its world and witnesses), and the
 ``Registry`` of your guards and actions (or name it in the scenario). Under pytest, the
 plugin (entry point ``regflow``) adds the fixtures ``regflow_engine`` and ``frozen_clock``;
-``regflow_paths(...)`` gives the paths as parameters. See docs/testing.md.
+``regflow_approved(...)`` gives the approved paths as parameters (``regflow_paths(...)`` the
+generated ones, for ``run_path``). See docs/testing.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from regflow.testing.approval import ApprovedPath, approve, approved_of, check_path
 from regflow.testing.engines import FlowSource, flow_source, make_engine
 from regflow.testing.invariants import InvariantViolation, check_invariants, invariant_faults
 from regflow.testing.model import Coverage, Item, Path, PathSet, Step, items_of
@@ -35,6 +42,15 @@ from regflow.testing.scenario import (
 from regflow.testing.world import DEFAULT_PASSWORD, OPS, FrozenClock
 
 
+def regflow_approved(flow: Any, scenario: Any = None, *, registry: Any = None,
+                     approved: Any = None) -> list[Any]:
+    """The approved paths of a flow as ``pytest.param`` values, for
+    ``check_path(regflow_engine(path), path)``; see ``approved_of``."""
+    from regflow.testing.plugin import regflow_approved as params
+
+    return params(flow, scenario, registry=registry, approved=approved)
+
+
 def regflow_paths(flow: Any = None, scenario: Any = None, *, registry: Any = None) -> list[Any]:
     """The paths of a flow as ``pytest.param`` values (ids such as ``registration-07``), for
     ``@pytest.mark.parametrize("path", regflow_paths(...))``; see ``generate_paths``."""
@@ -46,6 +62,7 @@ def regflow_paths(flow: Any = None, scenario: Any = None, *, registry: Any = Non
 __all__ = [
     "DEFAULT_PASSWORD",
     "OPS",
+    "ApprovedPath",
     "Coverage",
     "ExplorationError",
     "FlowSource",
@@ -60,8 +77,11 @@ __all__ = [
     "ScenarioError",
     "Step",
     "Witness",
+    "approve",
+    "approved_of",
     "builtin_scenario",
     "check_invariants",
+    "check_path",
     "flow_source",
     "generate_paths",
     "invariant_faults",
@@ -69,6 +89,7 @@ __all__ = [
     "load_registry",
     "load_scenario",
     "make_engine",
+    "regflow_approved",
     "regflow_paths",
     "run_path",
 ]

@@ -8,10 +8,14 @@ only when the engine really asked that guard there and got that answer.
 
 from __future__ import annotations
 
+import functools
 import pathlib
+import tomllib
 import weakref
 from collections.abc import Callable, Mapping
 from email.message import EmailMessage
+from importlib import resources
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import attrs
@@ -19,7 +23,7 @@ import cattrs
 
 from regflow.bootstrap import make_hasher, open_mailer, open_store
 from regflow.clock import ManualClock
-from regflow.context import FlowContext
+from regflow.context import Composer, FlowContext
 from regflow.definition import FlowDefinition
 from regflow.engine import Engine
 from regflow.library import FlowLibrary
@@ -93,11 +97,14 @@ class FlowSource:
     file: pathlib.Path | None = None
     mapping: Mapping[str, Any] | None = None
     registry: Registry | None = None
+    replaces: bool = False  # this flow's definition stands in for the built-in one of its name
 
     def library(self, recorder: Recorder | None = None) -> FlowLibrary:
-        """The built-in flows and this one, on a registry wrapped by ``recorder`` if given."""
+        """The built-in flows and this one, on a registry wrapped by ``recorder`` if given
+        (with ``replaces``: the built-in flows but the one named ``name``, then this one)."""
         names = builtin_registry() | self.registry if self.registry is not None else builtin_registry()
-        library = builtin_library(recorder.wrap(names) if recorder is not None else names)
+        wrapped = recorder.wrap(names) if recorder is not None else names
+        library = _builtin_library_but(self.name, wrapped) if self.replaces else builtin_library(wrapped)
         if self.file is not None:
             library.add(self.file)
         elif self.mapping is not None:
@@ -107,6 +114,23 @@ class FlowSource:
     def describe(self) -> str:
         """The flow's name, or its file."""
         return str(self.file) if self.file is not None else self.name
+
+
+@functools.cache
+def _builtin_raw(name: str) -> Mapping[str, Any]:
+    """A built-in definition file as parsed TOML (read once; the loader does not change it)."""
+    text = resources.files("regflow.machines").joinpath(f"{name}.toml").read_text("utf-8")
+    return MappingProxyType(tomllib.loads(text))
+
+
+def _builtin_library_but(flow: str, registry: Registry) -> FlowLibrary:
+    """``builtin_library(registry)`` without the built-in flow ``flow`` (which a mutant or an
+    edited copy replaces)."""
+    library = FlowLibrary(builtin_registry() | registry)
+    for name in BUILTIN_FLOWS:
+        if name != flow:
+            library.add(_builtin_raw(name), root=name)
+    return library
 
 
 def flow_source(flow: str | pathlib.Path | FlowDefinition | Mapping[str, Any],
@@ -163,8 +187,27 @@ def make_engine(target: FlowSource | Path | PathSet, db: str = "memory://", *, c
     driver = clock_driver(manual if manual is not None else clock)
     options.setdefault("hasher", "fast")
     engine = Engine.from_url(db, mail="memory", clock=manual, flows=source.library(recorder), **options)
+    engine.services.composer = TemplateStamp(engine.services.composer)
     _META[engine] = Meta(recorder, driver, source)
     return engine
+
+
+TEMPLATE_HEADER = "X-Regflow-Template"
+
+
+class TemplateStamp:
+    """A composer whose mail names its template in an ``X-Regflow-Template`` header, so an
+    approved path can say which mail a step sent (testing engines only)."""
+
+    def __init__(self, composer: Composer) -> None:
+        self.composer = composer
+
+    def compose(self, template: str, lang: str, to: str, params: Mapping[str, Any], *,
+                message_id: str | None = None) -> Any:
+        """The composer's message, stamped."""
+        message = self.composer.compose(template, lang, to, params, message_id=message_id)
+        message[TEMPLATE_HEADER] = template
+        return message
 
 
 class LightComposer:

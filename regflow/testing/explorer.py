@@ -11,12 +11,12 @@ from regflow.definition import FlowDefinition
 from regflow.exceptions import RegflowError
 from regflow.testing.engines import FlowSource, engine_meta, exploring_engine
 from regflow.testing.model import (
-    EXPIRY,
     OFFSETS,
     Coverage,
     Path,
     PathSet,
     Step,
+    expiry_label,
     expiry_states,
     items_of,
     timer_id,
@@ -40,6 +40,7 @@ from regflow.testing.scenario import Scenario, ScenarioError
 MAX_DEPTH = 12  # moves from the start
 MAX_NODES = 400
 MAX_LOOPS = 24  # loops pumped per state
+PRIMARY = "submit"  # the event sent one second before a deadline
 
 
 class Explorer:
@@ -74,6 +75,7 @@ class Explorer:
         self.keys: dict[tuple[Any, ...], int] = {}
         self.edges: dict[int, list[Edge]] = {}
         self.refused: dict[str, str] = {}
+        self.kept_labels: set[str] = set()
 
     # ---- running ---------------------------------------------------------------------------------
 
@@ -83,10 +85,11 @@ class Explorer:
         return player
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Run a block, then undo everything it did."""
+    def savepoint(self, player: Player | None = None) -> Iterator[None]:
+        """Run a block, then undo everything it did (to ``player``'s deadlines too)."""
         now, mails = self.clock.now(), len(self.sent)
         settings = dict(self.engine.flows.latest(self.flow).settings)
+        timing = player.timing if player is not None else None
         try:
             with self.engine.store.transaction():
                 yield
@@ -96,6 +99,8 @@ class Explorer:
         finally:
             self.clock.set(now)
             del self.sent[mails:]
+            if player is not None and timing is not None:
+                player.timing = timing
             if self.engine.flows.latest(self.flow).settings != settings:
                 self.engine.flows.configure(self.flow, settings)
             self.recorder.calls.clear()
@@ -126,10 +131,16 @@ class Explorer:
             return None  # the move does not apply here (e.g. a world change on a login that is gone)
         return Tried(tuple(steps), frozenset(items), seen.state, seen.active, refused)
 
-    def _keep(self, root: int, steps: tuple[Step, ...], items: frozenset[str]) -> None:
+    def _keep(self, root: int, steps: tuple[Step, ...], items: frozenset[str], *,
+              label: str | None = None) -> None:
+        """Keep a path that reached something new, or (``label``) the first path of a witness
+        that asks to be kept (``keep``: a boundary whose outcome the approved paths must show)."""
         mine = frozenset(i for i in items if i in self.order)
-        if any(i not in self.covered for i in mine):
-            self.found.append(Found(root, steps, mine))
+        forced = label is not None and label not in self.kept_labels
+        if forced or any(i not in self.covered for i in mine):
+            if forced:
+                self.kept_labels.add(str(label))
+            self.found.append(Found(root, steps, mine, kept=forced))
             for item in mine:
                 self.covered.setdefault(item, len(self.found) - 1)
 
@@ -151,21 +162,31 @@ class Explorer:
         return moves if events is not None else moves + self._timer_moves(player, state)
 
     def _timer_moves(self, player: Player, state: str) -> list[Move]:
-        snapshot = self.engine.get(player.flow_id, token=player.flow_token)
+        """The boundary moves of each pending timer and of the inactivity expiry, their advances
+        computed from the definition's deadlines (``player.timing``), not the engine's."""
         now = self.clock.now()
         moves: list[Move] = []
-        used: set[int] = set()
-        for timer in snapshot.timers:
-            index = next((i for i, t in enumerate(self.defn.states[state].after)
-                          if t.event == timer.event and i not in used), None)
-            if index is None:
-                continue
-            used.add(index)
-            moves += deadline(f"{state}.after[{index}]", int((timer.at - now).total_seconds()))
-        expiry_open = any(timer_id(EXPIRY, o) not in self.covered for o in OFFSETS)
-        if state in self.expiry_states and snapshot.expires_at is not None and expiry_open:
-            moves += deadline(EXPIRY, int((snapshot.expires_at - now).total_seconds()))
+        if player.timing.state != state:
+            return moves
+        check = self._primary(state)
+        for label, due in player.deadlines():
+            if (seconds := int((due - now).total_seconds())) >= 0:
+                moves += deadline(label, seconds, check)
+        label, expires = expiry_label(state), player.timing.expires
+        if (state in self.expiry_states and expires is not None
+                and any(timer_id(label, o) not in self.covered for o in OFFSETS)
+                and (seconds := int((expires - now).total_seconds())) >= 0):
+            moves += deadline(label, seconds, check)
         return moves
+
+    def _primary(self, state: str) -> Step | None:
+        """The state's ``submit`` with the scenario's base data, if its screen offers it: sent
+        one second before a deadline, to show the state still works then."""
+        found = self.defn.states[state]
+        offered = {a.event for a in found.screen.actions} if found.screen is not None else set()
+        if PRIMARY not in offered or PRIMARY not in found.user_events:
+            return None
+        return Step(event=PRIMARY, data=self.scenario.data_for(state, PRIMARY))
 
     # ---- the search ------------------------------------------------------------------------------
 
@@ -204,14 +225,14 @@ class Explorer:
         with self.savepoint():
             player = self._replay(node)
             for move in self._moves(player, node.state):
-                with self.savepoint():
+                with self.savepoint(player):
                     tried = self._try(player, move)
                     if tried is None:
                         continue
                     if tried.refused:
                         self.refused.setdefault(f"{node.state}.{move.label.split(':')[0]}", tried.refused)
                     steps, items = node.steps + tried.steps, node.items | tried.items
-                    self._keep(node.root, steps, items)
+                    self._keep(node.root, steps, items, label=move.label if move.keep else None)
                     target = None
                     if tried.active and node.depth + 1 < MAX_DEPTH:
                         child = Node(node.root, steps, items, tried.state, node.depth + 1)
@@ -269,7 +290,7 @@ class Explorer:
                 if not missing:
                     return
                 for move in self._moves(player, node.state, pairs=False, events=missing):
-                    with self.savepoint():
+                    with self.savepoint(player):
                         tried = self._try(player, move)
                         if tried is not None:
                             self._keep(node.root, steps + tried.steps, items | tried.items)
@@ -277,8 +298,8 @@ class Explorer:
     # ---- the answer ------------------------------------------------------------------------------
 
     def _result(self) -> PathSet:
-        remaining = set(self.covered)
-        chosen: list[int] = []
+        chosen = [i for i, f in enumerate(self.found) if f.kept]  # the witnesses' own paths
+        remaining = set(self.covered) - {i for n in chosen for i in self.found[n].items}
         while remaining:
             best = max(range(len(self.found)), key=lambda i: (len(self.found[i].items & remaining), -i))
             chosen.append(best)

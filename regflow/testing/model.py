@@ -4,24 +4,28 @@ A definition has three kinds of coverage items, each with a stable id:
 
 - a **transition** — one branch of an event in a state: ``enter_code.submit[2]`` (the index is
   left out when the event has a single branch: ``enter_email.cancel``);
-- a **guard outcome** — a guard asked at a state and event, true or false:
-  ``details.submit?contract_matches=false``; an action's ``when`` guard counts when its
-  action is sent (false: the event is refused):
-  ``credentials.continue_legacy?before_enforcement=false``;
+- a **guard outcome** — a guard asked by one branch of an event, true or false:
+  ``details.submit[2]?contract_matches=false`` (index as for transitions). It is reached in a
+  step where every earlier branch failed and this branch's conditions (its ``guard`` list,
+  then its ``unless`` list, stopping at the first that fails) were evaluated up to that guard
+  with that answer. An action's ``when`` guard counts when its action is sent (false: the
+  event is refused): ``credentials.continue_legacy?before_enforcement=false``;
 - a **timer** at one second before, exactly at, and one second after its deadline:
-  ``enter_code.after[0]@-1s``, ``…@0s``, ``…@+1s``; the inactivity expiry is ``expiry@…``
-  wherever a state lets it fire (no timer of that state falls due first).
+  ``enter_code.after[0]@-1s``, ``…@0s``, ``…@+1s``; the inactivity expiry is
+  ``<state>.expiry@…`` in every active state that lets it fire (no timer of that state falls
+  due first). Deadlines are the definition's: the instant a timer was armed (its state
+  entered) or the last user event was applied, plus the declared duration.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from regflow.definition import FlowDefinition
+from regflow.definition import FlowDefinition, TransitionDef
 
 if TYPE_CHECKING:
     from regflow.testing.engines import FlowSource
@@ -45,13 +49,25 @@ def transition_id(state: str, event: str, index: int, count: int) -> str:
     return f"{state}.{event}" + (f"[{index}]" if count > 1 else "")
 
 
-def guard_id(state: str, event: str, guard: str, outcome: bool) -> str:
-    """``state.event?guard=true``."""
-    return f"{state}.{event}?{guard}={'true' if outcome else 'false'}"
+def guard_id(state: str, event: str, guard: str, outcome: bool, index: int = 0, count: int = 1) -> str:
+    """``state.event[i]?guard=true`` (``state.event?guard=true`` for an event with a single
+    branch, and for an action's ``when`` guard)."""
+    return f"{transition_id(state, event, index, count)}?{guard}={'true' if outcome else 'false'}"
+
+
+def expiry_label(state: str) -> str:
+    """``state.expiry``: the label of the inactivity expiry tried in ``state``."""
+    return f"{state}.{EXPIRY}"
+
+
+def is_expiry(label: str) -> bool:
+    """Whether a timer label names the inactivity expiry (``state.expiry``, or ``expiry``)."""
+    return label == EXPIRY or label.endswith(f".{EXPIRY}")
 
 
 def timer_id(label: str, offset: int) -> str:
-    """``state.after[i]@-1s`` / ``@0s`` / ``@+1s`` (label ``expiry`` for the inactivity expiry)."""
+    """``state.after[i]@-1s`` / ``@0s`` / ``@+1s`` (label ``state.expiry`` for the inactivity
+    expiry)."""
     return f"{label}@{OFFSETS[offset]}"
 
 
@@ -61,12 +77,44 @@ def parse_timer(item: str) -> tuple[str, int]:
     return label, {text: off for off, text in OFFSETS.items()}[offset]
 
 
+def conditions(branch: TransitionDef) -> list[str]:
+    """The guards one branch asks, in the order it asks them (``guard``, then ``unless``)."""
+    names: list[str] = []
+    for g in (*branch.guard, *branch.unless):
+        if g not in names:
+            names.append(g)
+    return names
+
+
 def branch_guards(defn: FlowDefinition, state: str, event: str) -> list[str]:
     """The guards the branches of an event name, in the order they are asked, once each."""
     names: list[str] = []
     for branch in defn.states[state].on.get(event, ()):
-        names += [g for g in (*branch.guard, *branch.unless) if g not in names]
+        names += [g for g in conditions(branch) if g not in names]
     return names
+
+
+def walk_branches(defn: FlowDefinition, state: str, event: str,
+                  answers: Mapping[str, bool]) -> tuple[list[str], int | None]:
+    """Replay the engine's choice of a branch from the guards' answers of one step: the
+    per-branch guard outcomes it evaluated (branches in order, each one's conditions in order,
+    stopping at the first that fails) and the branch taken (None when the answers stop short:
+    the step chose no branch, or asked no guard)."""
+    branches = defn.states[state].on.get(event, ()) if state in defn.states else ()
+    reached: list[str] = []
+    for i, branch in enumerate(branches):
+        holds = True
+        for g in conditions(branch):
+            if g not in answers:
+                return reached, None
+            answer = answers[g]
+            reached.append(guard_id(state, event, g, answer, i, len(branches)))
+            if answer != (g in branch.guard):
+                holds = False
+                break
+        if holds:
+            return reached, i
+    return reached, None
 
 
 def when_guards(defn: FlowDefinition, state: str) -> dict[str, str]:
@@ -76,10 +124,22 @@ def when_guards(defn: FlowDefinition, state: str) -> dict[str, str]:
 
 
 def guards_at(defn: FlowDefinition, state: str, event: str) -> list[str]:
-    """Every guard whose outcome counts at a state and event (branch guards, then ``when``)."""
+    """Every guard asked at a state and event (branch guards, then ``when``), once each."""
     names = branch_guards(defn, state, event)
     when = when_guards(defn, state).get(event)
     return names + ([when] if when is not None and when not in names else [])
+
+
+def guard_items(defn: FlowDefinition, state: str, event: str) -> list[str]:
+    """The guard-outcome items of a state and event: each branch's guards, true then false,
+    then the ``when`` guard of its action."""
+    branches = defn.states[state].on.get(event, ())
+    ids = [guard_id(state, event, g, o, i, len(branches))
+           for i, branch in enumerate(branches) for g in conditions(branch) for o in (True, False)]
+    when = when_guards(defn, state).get(event)
+    if when is not None:
+        ids += [i for o in (True, False) if (i := guard_id(state, event, when, o)) not in ids]
+    return ids
 
 
 def expiry_states(defn: FlowDefinition) -> list[str]:
@@ -92,17 +152,17 @@ def expiry_states(defn: FlowDefinition) -> list[str]:
 def items_of(defn: FlowDefinition) -> list[Item]:
     """Every coverage item of a definition, in a stable order (states as declared)."""
     items: list[Item] = []
+    expiring = set(expiry_states(defn))
     for sname, state in defn.states.items():
         for event, branches in state.on.items():
             items += [Item(transition_id(sname, event, i, len(branches)), "transitions")
                       for i in range(len(branches))]
         for event in state.on:
-            items += [Item(guard_id(sname, event, g, o), "guard_outcomes")
-                      for g in guards_at(defn, sname, event) for o in (True, False)]
+            items += [Item(i, "guard_outcomes") for i in guard_items(defn, sname, event)]
         items += [Item(timer_id(f"{sname}.after[{i}]", off), "timers")
                   for i in range(len(state.after)) for off in OFFSETS]
-    if expiry_states(defn):
-        items += [Item(timer_id(EXPIRY, off), "timers") for off in OFFSETS]
+        if sname in expiring:
+            items += [Item(timer_id(expiry_label(sname), off), "timers") for off in OFFSETS]
     return items
 
 
@@ -226,15 +286,21 @@ class Coverage:
         """``{"transitions": [c, t], "guard_outcomes": [c, t], "timers": [c, t]}``."""
         return {kind: list(self.count(kind)) for kind in KINDS}
 
-    def line(self, flow: str) -> str:
-        """``registration: transitions 25/25, guard outcomes 28/28, timers 9/9 (100%)``."""
+    def line(self, flow: str, limit: int | None = None) -> str:
+        """``registration: transitions 25/25, guard outcomes 30/30, timers 15/15 (100%)``, then
+        what is missing (the first ``limit`` items, and how many more)."""
         parts = [f"{kind.replace('_', ' ')} {c}/{t}" for kind in KINDS for c, t in [self.count(kind)]]
         total = len(self.items)
         percent = 100.0 if not total else 100.0 * len(self.covered & {i.id for i in self.items}) / total
         text = f"{flow}: {', '.join(parts)} ({percent:.0f}%)"
         if self.unreachable:
             text += f"; {len(self.unreachable)} declared unreachable"
-        return text + ("" if self.complete else f"; MISSING {', '.join(self.missing + self.stale)}")
+        if self.complete:
+            return text
+        wrong = self.missing + self.stale
+        if limit is not None and len(wrong) > limit:
+            wrong = [*wrong[:limit], f"… {len(wrong) - limit} more"]
+        return text + f"; MISSING {', '.join(wrong)}"
 
 
 @attrs.frozen
@@ -251,6 +317,12 @@ class PathSet:
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.paths)
+
+    def coverage_of(self, path_ids: Iterable[str]) -> Coverage:
+        """The coverage of only some of the paths (e.g. those replayed in a test run)."""
+        ids = set(path_ids)
+        covered = frozenset(i for p in self.paths if p.id in ids for i in p.covers)
+        return attrs.evolve(self.coverage, covered=covered)
 
     def __len__(self) -> int:
         return len(self.paths)

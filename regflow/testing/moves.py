@@ -31,6 +31,7 @@ class Move:
     steps: tuple[Step, ...]
     label: str
     loopable: bool = True
+    keep: bool = False  # a witness asks for its path to be kept, new coverage or not
 
 
 @attrs.frozen
@@ -63,6 +64,7 @@ class Found:
     root: int
     steps: tuple[Step, ...]
     items: frozenset[str]
+    kept: bool = False  # kept because a witness asked (a boundary), not for new coverage
 
 
 @attrs.frozen
@@ -100,18 +102,30 @@ def variant(event: str, base: Mapping[str, Any], witnesses: tuple[Witness, ...])
         before += w.before
         meanwhile = w.meanwhile or meanwhile
     label = "+".join(w.label for w in witnesses) or "base"
-    return Move((*before, Step(event=event, data=data, meanwhile=meanwhile)), f"{event}:{label}")
+    return Move((*before, Step(event=event, data=data, meanwhile=meanwhile)), f"{event}:{label}",
+                keep=any(w.keep for w in witnesses) and len(witnesses) == 1)
 
 
 def compatible(a: Witness, b: Witness) -> bool:
     return a.guard != b.guard and not set(a.data) & set(b.data) and not (a.meanwhile and b.meanwhile)
 
 
-def deadline(label: str, seconds: int) -> list[Move]:
-    """One second before then exactly at the deadline; and one second after it."""
+def deadline(label: str, seconds: int, check: Step | None = None) -> list[Move]:
+    """The boundary moves of a deadline ``seconds`` away: one second before it then ``check``
+    (the state's own event: it still works then); one second before then exactly at it; one
+    second after it.
+
+    With a ``check``, only its move tests the ``@-1s`` item (so the path kept for that item
+    shows the event one second before the deadline); the advance to one second before it in
+    the exactly-at move is then unlabelled (what fired is still recorded and replayed)."""
     early = Step(advance=seconds - 1, timer=timer_id(label, -1))
     exact = Step(advance=1, timer=timer_id(label, 0))
     late = Step(advance=seconds + 1, timer=timer_id(label, 1))
-    before = [Move((early, exact), f"{label}@0", loopable=False)] if seconds >= 1 else []
-    return [*before, Move((late,), f"{label}@+1", loopable=False)]
+    moves: list[Move] = []
+    if seconds >= 1:
+        if check is not None:
+            moves.append(Move((early, check), f"{check.event}:{label}@-1", loopable=False))
+            early = Step(advance=seconds - 1)
+        moves.append(Move((early, exact), f"{label}@0", loopable=False))
+    return [*moves, Move((late,), f"{label}@+1", loopable=False)]
 

@@ -1,15 +1,31 @@
 """The path generator: explores a flow on a private memory engine and keeps the paths that
-together cover every transition, both outcomes of every guard and every timer at its deadline
-−1 s, exactly, and +1 s (SPEC 3, 4.3).
+together cover every transition, every guard outcome of every branch and every timer at its
+deadline −1 s, exactly, and +1 s (SPEC 3, 4.3; the items are described in
+``regflow.testing.model``).
 
 The search runs the real engine (the definition's own guards and actions) and *observes*:
-every guard answer is recorded, so coverage is measured, never assumed.
+every guard answer is recorded, so coverage is measured, never assumed. A guard outcome is
+counted per branch that asks it, by walking the branches in order with the step's recorded
+answers (each branch's ``guard`` list then its ``unless`` list, stopping at the first that
+fails), as the engine chose.
+
+Time comes from the definition, not from the engine: the Player (``regflow.testing.runner``)
+follows the journal and keeps each timer's deadline as the instant its state was entered (the
+start, a branch with a ``target`` — the same state included — or a timer's own firing into
+one) plus its declared duration (settings resolved), and the inactivity expiry as the instant
+of the last user event the engine applied (an ``invalid`` answer too; a refused event not) plus
+the declared expiry. An engine that stores another deadline gets the declared advances all
+the same, and its boundary items are then not covered.
 
 1. **Breadth first** over nodes — a node is the flow's state, its pending timers and the text
    and yes/no facts of its data. From each node it tries every event with the scenario's base
    data, with each witness of a guard asked there, and with each compatible pair of witnesses;
-   and for each pending timer, an advance to one second before its deadline then one more
-   second (exactly at it), and an advance to one second after it.
+   and for each pending timer — and for the inactivity expiry in each state where it can fire
+   (``<state>.expiry``) while that state's expiry items are open — three moves: an advance to
+   one second before the deadline, then the state's ``submit`` with its base data (the state
+   still works then; this move tests the ``@-1s`` item, covered when nothing fired); an advance
+   to one second before then one more second (exactly at it: fired); an advance to one second
+   after it (fired). A state without ``submit`` tests ``@-1s`` in the exactly-at move.
 2. **Pumping** — counters (tries, sends, mismatches, failed passwords) are not part of a node.
    For what is still uncovered at a state, it repeats each loop seen there (a step that stays,
    or a step out and one back) up to the largest number in the settings + 2 times, trying the
@@ -18,7 +34,8 @@ every guard answer is recorded, so coverage is measured, never assumed.
    cover everything reached, in the order found (shortest first).
 
 Backtracking uses the memory store's nested transactions as savepoints (a block that raises
-is undone), plus the clock, the mailer's list and the flow's settings put back by hand.
+is undone), plus the clock, the mailer's list, the flow's settings and the Player's deadlines
+put back by hand.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 
 from regflow.engine import Engine
 from regflow.testing.engines import make_engine
-from regflow.testing.model import Path, PathSet
+from regflow.testing.model import PathSet
 from regflow.testing.paths import generate_paths
 from regflow.testing.runner import REPLAYED
 from regflow.testing.scenario import DEFAULT_START
@@ -49,6 +49,16 @@ def regflow_paths(flow: Any = None, scenario: Any = None, *, registry: Any = Non
     return [pytest.param(p, id=p.id) for p in paths_of(flow, scenario, registry=registry)]
 
 
+def regflow_approved(flow: Any, scenario: Any = None, *, registry: Any = None,
+                     approved: Any = None) -> list[Any]:
+    """The approved paths of a flow (``approval.approved_of``) as ``pytest.param(path, id=…)``,
+    for ``check_path(regflow_engine(path), path)``."""
+    from regflow.testing.approval import approved_of
+
+    return [pytest.param(p, id=p.id)
+            for p in approved_of(flow, scenario, registry=registry, approved=approved)]
+
+
 @pytest.fixture
 def frozen_clock() -> Iterator[Any]:
     """Time frozen with freezegun; yields its factory (``tick``, ``move_to``)."""
@@ -68,9 +78,9 @@ def regflow_engine(frozen_clock: Any) -> Iterator[Callable[..., Engine]]:
     ``db``, reading the frozen clock (``clock=regflow.ManualClock()`` for a manual one)."""
     built: list[Engine] = []
 
-    def make(target: Path | PathSet, db: str = "memory://", **options: Any) -> Engine:
+    def make(target: Any, db: str = "memory://", **options: Any) -> Engine:
         options.setdefault("clock", frozen_clock)
-        engine = make_engine(target, db, **options)
+        engine = make_engine(getattr(target, "path", target), db, **options)  # an ApprovedPath too
         built.append(engine)
         return engine
 
@@ -80,10 +90,15 @@ def regflow_engine(frozen_clock: Any) -> Iterator[Callable[..., Engine]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One coverage line per flow whose paths were generated in this run."""
+    """One coverage line per flow whose paths were generated in this run: the items of the
+    paths replayed successfully in the run (a path generated but not replayed, or failed,
+    covers nothing), how many were replayed and the ids of those that were not."""
     if not GENERATED:
         return
     terminalreporter.section("regflow path coverage")
     for flow, found in sorted(GENERATED.items()):
-        replayed = len(REPLAYED.get(flow, set()) & {p.id for p in found})
-        terminalreporter.write_line(f"{found.coverage.line(flow)}; {replayed}/{len(found)} paths replayed")
+        replayed = REPLAYED.get(flow, set()) & {p.id for p in found}
+        coverage = found.coverage_of(replayed)
+        line = f"{coverage.line(flow, limit=8)}; {len(replayed)}/{len(found)} paths replayed"
+        left = [p.id for p in found if p.id not in replayed]
+        terminalreporter.write_line(line + (f"; not replayed: {', '.join(left)}" if left else ""))

@@ -2,12 +2,18 @@
 the timers fired, the items covered); ``run_path`` replays a generated path and asserts, after
 every step, the expected state and the invariants I1–I5, and at the end that the path covered
 what it claims.
+
+The Player also keeps the flow's deadlines as the *definition* sets them (``Timing``): a timer
+falls due at the instant its state was entered plus its declared duration, the inactivity
+expiry at the instant of the last user event the engine applied plus the declared expiry. The
+generator's clock advances are computed from these, never from the deadlines the engine stored.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -20,12 +26,13 @@ from regflow.records import JournalEntry
 from regflow.testing.engines import GuardCall, Recorder, engine_meta
 from regflow.testing.invariants import check_invariants
 from regflow.testing.model import (
-    EXPIRY,
     Path,
     Step,
-    branch_guards,
+    guard_id,
+    is_expiry,
     parse_timer,
     transition_id,
+    walk_branches,
     when_guards,
 )
 from regflow.testing.scenario import Scenario
@@ -52,8 +59,20 @@ class Observation:
     outcome: str = ""  # the journal's outcome of the event (``invalid`` when its data was refused)
 
 
+@attrs.frozen
+class Timing:
+    """The flow's deadlines by its definition: ``state`` (as the Player followed it), its
+    pending timers (index in the state's ``after``, the instant it falls due) and the instant
+    the inactivity expiry falls due (None once the flow has ended)."""
+
+    state: str = ""
+    timers: tuple[tuple[int, datetime], ...] = ()
+    expires: datetime | None = None
+
+
 class Player:
-    """Plays the steps of one flow on an engine, observing each (guards via the recorder)."""
+    """Plays the steps of one flow on an engine, observing each (guards via the recorder) and
+    keeping its deadlines by the definition (``timing``)."""
 
     def __init__(self, engine: Engine, flow: str, scenario: Scenario, driver: ClockDriver,
                  recorder: Recorder | None, *, check: bool = True) -> None:
@@ -63,6 +82,7 @@ class Player:
         self.flow_id = ""
         self.flow_token: str | None = None  # the flow's secret, from the answer that started it
         self._mark = 0
+        self.timing = Timing()  # the deadlines by the definition (put back by hand to backtrack)
         definition = engine.flows.latest(flow)
         lengths = [f.constraints.get("length", 8) for f in definition.fields.values() if f.type == "code"]
         self._width = int(lengths[0]) if lengths else 8
@@ -84,15 +104,20 @@ class Player:
         self._mark = len(self._mails())
         if self.recorder is not None:
             self.recorder.calls.clear()
+        at = self.driver.now()
         snapshot = self.engine.start(self.flow, self.resolve(context), session=self.token)
         self.flow_id, self.flow_token = snapshot.id, snapshot.flow_token
         calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
+        self.timing = self._entered(Timing(), snapshot.state, at)
+        if snapshot.status == "active":
+            self.timing = attrs.evolve(self.timing, expires=self._expiry(at))
         return self._observed(Step(expect=snapshot.state), calls, [], snapshot.state, snapshot.status)
 
     def play(self, step: Step) -> Observation:
         """Run one step; raise InvariantViolation (with ``check``) when I1–I5 break."""
         before = len(self.engine.history(self.flow_id))
         outcome: str | None = None
+        at = self.driver.now()
         if step.world is not None:
             self._world(step.world)
         elif step.event is not None:
@@ -105,6 +130,8 @@ class Player:
         entries = self.engine.history(self.flow_id)[before:]
         calls = self.recorder.take(self.flow_id) if self.recorder is not None else []
         fired = tuple(e.event for e in entries if e.actor == "timer")
+        self._track(entries, calls, at, applied=step.event is not None and outcome is None,
+                    active=snapshot.status == "active")
         step = attrs.evolve(step, expect=None if step.world is not None else outcome or snapshot.state,
                             fired=fired if step.advance is not None else None)
         if self.check:
@@ -148,29 +175,93 @@ class Player:
         with self.engine.store.transaction() as tx:
             apply_op(self.engine, tx, self.driver.now(), change)
 
+    # ---- deadlines by the definition -------------------------------------------------------------
+
+    def _expiry(self, at: datetime) -> datetime:
+        definition = self.definition
+        return at + timedelta(seconds=definition.seconds(definition.expiry))
+
+    def _entered(self, timing: Timing, state: str, at: datetime) -> Timing:
+        """``timing`` once ``state`` is entered at ``at``: its timers armed, nothing else pending."""
+        definition = self.definition
+        found = definition.states.get(state)
+        if found is None or found.final:
+            return Timing(state)
+        timers = tuple((i, at + timedelta(seconds=definition.seconds(t.after)))
+                       for i, t in enumerate(found.after))
+        return attrs.evolve(timing, state=state, timers=timers)
+
+    def _track(self, entries: list[JournalEntry], calls: list[GuardCall], at: datetime, *,
+               applied: bool, active: bool) -> None:
+        """Follow the journal of a step: a timer fired is no longer pending; a branch with a
+        target (re-)enters a state, arming its timers — at the firing timer's own deadline, or
+        at ``at`` for a user event; a user event the engine applied (``applied``: the send did
+        not raise) restarts the inactivity expiry."""
+        definition, timing = self.definition, self.timing
+        for entry in entries:
+            instant = at
+            if entry.actor == "timer":
+                if entry.event == "expire":
+                    timing = Timing(entry.to_state)
+                    continue
+                after = definition.states[timing.state].after if timing.state == entry.from_state else ()
+                due = next(((i, d) for i, d in timing.timers
+                            if i < len(after) and after[i].event == entry.event), None)
+                if due is not None:
+                    timing = attrs.evolve(timing, timers=tuple(t for t in timing.timers if t != due))
+                instant = due[1] if due is not None else entry.at
+            elif entry.outcome in NO_BRANCH:
+                continue
+            index = self._taken(definition, entry, calls)
+            branches = definition.states[entry.from_state].on.get(entry.event, ()) \
+                if entry.from_state in definition.states else ()
+            target = branches[index].target if index is not None else (
+                entry.to_state if entry.to_state != entry.from_state else None)
+            if target is not None:
+                timing = self._entered(timing, target, instant)
+        if not active:
+            timing = Timing(timing.state)
+        elif applied:
+            timing = attrs.evolve(timing, expires=self._expiry(at))
+        self.timing = timing
+
+    def deadlines(self) -> list[tuple[str, datetime]]:
+        """The pending timers of the flow's state by the definition: ``(label, instant)``, with
+        the label of their items (``enter_code.after[0]``), soonest first."""
+        return sorted(((f"{self.timing.state}.after[{i}]", at) for i, at in self.timing.timers),
+                      key=lambda pair: (pair[1], pair[0]))
+
+    @staticmethod
+    def _taken(definition: FlowDefinition, entry: JournalEntry, calls: list[GuardCall]) -> int | None:
+        """The index of the branch a journaled step took (from the guards' answers), or None."""
+        if entry.from_state not in definition.states:
+            return None
+        answers = {c.guard: c.result for c in calls if (c.state, c.event) == (entry.from_state, entry.event)}
+        return walk_branches(definition, entry.from_state, entry.event, answers)[1]
+
+    # ---- coverage --------------------------------------------------------------------------------
+
     def _observed(self, step: Step, calls: list[GuardCall], entries: list[JournalEntry],
                   state: str, status: str) -> Observation:
         definition = self.definition
         items: set[str] = set()
+        asked: dict[tuple[str, str], dict[str, bool]] = {}
         for call in calls:
-            if call.guard in branch_guards(definition, call.state, call.event):
-                items.add(f"{call.state}.{call.event}?{call.guard}={str(call.result).lower()}")
+            asked.setdefault((call.state, call.event), {})[call.guard] = call.result
             if when_guards(definition, call.state).get(call.event) == call.guard:  # its action is sent
-                items.add(f"{call.state}.{call.event}?{call.guard}={str(call.result).lower()}")
+                items.add(guard_id(call.state, call.event, call.guard, call.result))
+        for (sname, event), answers in asked.items():  # each branch's guards, as the engine asked them
+            items.update(walk_branches(definition, sname, event, answers)[0])
         for entry in entries:
             branches = definition.states[entry.from_state].on.get(entry.event, ())
             if not branches or (entry.actor != "timer" and entry.outcome in NO_BRANCH):
                 continue
-            answers = {c.guard: c.result for c in calls
-                       if (c.state, c.event) == (entry.from_state, entry.event)}
-            for i, b in enumerate(branches):  # the first branch whose answers all hold was taken
-                if all(answers.get(g) is True for g in b.guard) and all(
-                        answers.get(g) is False for g in b.unless):
-                    items.add(transition_id(entry.from_state, entry.event, i, len(branches)))
-                    break
+            index = self._taken(definition, entry, calls)
+            if index is not None:
+                items.add(transition_id(entry.from_state, entry.event, index, len(branches)))
         if step.timer is not None and step.fired is not None:
             label, offset = parse_timer(step.timer)
-            event = "expire" if label == EXPIRY else self._timer_event(label)
+            event = "expire" if is_expiry(label) else self._timer_event(label)
             if (event in step.fired) == (offset >= 0):
                 items.add(step.timer)
         return Observation(step, frozenset(items), state, status == "active")

@@ -4,10 +4,13 @@ or false. A scenario is data (a TOML / YAML / JSON file, or a dict), so it can b
 A witness is a hint, not a promise: the generator tries it wherever its guard is asked (or
 where ``at`` says), alone and paired with another witness, and keeps what the engine really
 did. A witness has ``data`` (merged over the base data of the event), ``before`` (steps first:
-``{"advance": 60}`` or a world operation), ``meanwhile`` (a world operation that lands while
-the event is applied, just before the guard is asked — a race) or ``context`` (start the flow
-with another context). Data values may be the placeholders ``$code`` (the code in the newest
-mail), ``$wrong_code``, ``$login:EMAIL`` (that login's id) and ``$data:KEY`` (the flow's data).
+``{"advance": 60}``, ``{"event": "submit", "data": {...}}`` or a world operation), ``meanwhile``
+(a world operation that lands while the event is applied, just before the guard is asked — a
+race) or ``context`` (start the flow with another context). ``keep = true`` keeps the path the
+witness makes even when it reaches nothing new: a boundary (a count, a duration, a rule such as
+"the first registrant becomes admin") whose outcome the approved paths must show. Data values
+may be the placeholders ``$code`` (the code in the newest mail), ``$wrong_code``,
+``$login:EMAIL`` (that login's id) and ``$data:KEY`` (the flow's data).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from regflow.testing.world import op_faults
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _TOP = {"flow", "registry", "description", "start", "context", "session", "settings", "world", "data",
-        "witnesses", "unreachable"}
-_WITNESS = {"data", "before", "meanwhile", "context", "at", "note"}
+        "witnesses", "unreachable", "equivalent", "refused_starts"}
+_WITNESS = {"data", "before", "meanwhile", "context", "at", "note", "keep"}
 
 
 class ScenarioError(RegflowError):
@@ -58,6 +61,7 @@ class Witness:
     context: dict[str, Any] | None = None
     at: str | None = None
     note: str = ""
+    keep: bool = False  # always keep its path: a boundary the approved paths must show
 
     @property
     def label(self) -> str:
@@ -73,7 +77,7 @@ class Witness:
         """The witness as written (without defaults)."""
         out: dict[str, Any] = {"data": self.data, "before": [s.to_dict() for s in self.before],
                                "meanwhile": self.meanwhile, "context": self.context, "at": self.at,
-                               "note": self.note}
+                               "note": self.note, "keep": self.keep}
         return {k: v for k, v in out.items() if v}
 
 
@@ -93,6 +97,8 @@ class Scenario:
     data: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     witnesses: tuple[Witness, ...] = ()
     unreachable: dict[str, str] = attrs.field(factory=dict)
+    equivalent: dict[str, str] = attrs.field(factory=dict)  # mutant id -> why it behaves the same
+    refused_starts: tuple[dict[str, Any], ...] = ()  # contexts whose start must be refused
     base: pathlib.Path | None = attrs.field(default=None, eq=False)
 
     def data_for(self, state: str, event: str) -> dict[str, Any]:
@@ -146,11 +152,24 @@ class Scenario:
                      else state in defn.states and event in defn.states[state].on)
             if not known:
                 faults.append(f"scenario.data: {key!r} is no state.event of {defn.name}")
-        ids = {i.id for i in items_of(defn)}
-        faults += [f"scenario.unreachable: {k!r} is no coverage item of {defn.name}"
+        ids = [i.id for i in items_of(defn)]
+        faults += [f"scenario.unreachable: {k!r} is no coverage item of {defn.name}{_renamed(k, ids)}"
                    for k in self.unreachable if k not in ids]
         if faults:
             raise ScenarioError(faults)
+
+
+def _renamed(key: str, ids: list[str]) -> str:
+    """A hint for an item named as before guard outcomes were per branch and the inactivity
+    expiry per state: the items it became."""
+    head, sep, tail = key.partition("?")
+    if sep and "[" not in head:
+        found = [i for i in ids if i.startswith(f"{head}[") and i.endswith(f"?{tail}")]
+    elif key.startswith("expiry@"):
+        found = [i for i in ids if i.endswith(f".{key}")]
+    else:
+        return ""
+    return f" (now one per branch or state: {', '.join(repr(i) for i in found)})" if found else ""
 
 
 def load_registry(spec: str, *folders: pathlib.Path | None) -> Registry:
@@ -204,10 +223,22 @@ def load_scenario(source: Mapping[str, Any] | str | pathlib.Path) -> Scenario:
         context=_table(raw, "context", faults), session=_text(raw, "session", faults),
         settings=_table(raw, "settings", faults), contracts=tuple(contracts), logins=tuple(logins),
         data={str(k): dict(v) for k, v in data.items()}, witnesses=tuple(witnesses),
-        unreachable={str(k): str(v) for k, v in _table(raw, "unreachable", faults).items()}, base=base)
+        unreachable={str(k): str(v) for k, v in _table(raw, "unreachable", faults).items()},
+        equivalent=_reasons(raw, "equivalent", faults), base=base,
+        refused_starts=tuple(_refused_starts(raw.get("refused_starts") or [], faults)))
     if faults:
         raise ScenarioError(faults)
     return scenario
+
+
+def _refused_starts(raw: object, faults: list[str]) -> list[dict[str, Any]]:
+    """``refused_starts``: a list of ``{context = {...}, note = "..."}``, each a start the flow must
+    refuse (the approved paths keep the message id it is refused with)."""
+    if not isinstance(raw, list) or not all(isinstance(r, Mapping) and isinstance(r.get("context"), Mapping)
+                                            and set(r) <= {"context", "note"} for r in raw):
+        faults.append("scenario.refused_starts: a list of {context = {...}, note = \"...\"}")
+        return []
+    return [{"context": dict(r["context"]), "note": str(r.get("note", ""))} for r in raw]
 
 
 def builtin_scenario(flow: str) -> Scenario:
@@ -217,6 +248,15 @@ def builtin_scenario(flow: str) -> Scenario:
     except ModuleNotFoundError:
         raise ScenarioError([f"no built-in scenario for {flow!r}: give one with --scenario"]) from None
     return load_scenario(module.SCENARIO)
+
+
+def _reasons(raw: Mapping[str, Any], key: str, faults: list[str]) -> dict[str, str]:
+    """A table of id = reason (``equivalent``: mutants of ``regflow mutate`` that behave the
+    same as the flow); a reason must be given."""
+    table = _table(raw, key, faults)
+    faults += [f"scenario.{key}.{k}: give the reason" for k, v in table.items()
+               if not isinstance(v, str) or not v.strip()]
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def _text(raw: Mapping[str, Any], key: str, faults: list[str]) -> str | None:
@@ -293,8 +333,9 @@ def _witness(guard: str, outcome: bool, n: int, entry: object, where: str,
     for i, step in enumerate(before):
         if "world" in step:
             found += op_faults(step, f"{where}.before[{i}]")
-        elif set(step) != {"advance"}:
-            found.append(f"{where}.before[{i}]: {{advance = seconds}} or {{world = operation, ...}}")
+        elif set(step) != {"advance"} and not ("event" in step and set(step) <= {"event", "data"}):
+            found.append(f"{where}.before[{i}]: {{advance = seconds}}, {{event = name, data = {{...}}}} "
+                         "or {world = operation, ...}")
     meanwhile = entry.get("meanwhile")
     if meanwhile is not None:
         found += op_faults(meanwhile, f"{where}.meanwhile", in_step=False) if isinstance(meanwhile, Mapping) \
@@ -309,7 +350,8 @@ def _witness(guard: str, outcome: bool, n: int, entry: object, where: str,
         return None
     return Witness(
         guard=guard, outcome=outcome, index=n, data=dict(entry.get("data") or {}),
-        before=tuple(Step(world=dict(s)) if "world" in s else Step(advance=s["advance"]) for s in before),
+        before=tuple(Step.from_dict(s) for s in before),
         meanwhile={"guard": guard, **meanwhile} if isinstance(meanwhile, Mapping) else None,
         context=dict(entry["context"]) if entry.get("context") is not None else None,
-        at=str(entry["at"]) if entry.get("at") is not None else None, note=str(entry.get("note", "")))
+        at=str(entry["at"]) if entry.get("at") is not None else None, note=str(entry.get("note", "")),
+        keep=bool(entry.get("keep", False)))

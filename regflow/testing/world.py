@@ -155,6 +155,15 @@ def end_sessions(engine: Engine, tx: Transaction, now: datetime, args: Args) -> 
     tx.sessions.end_of_login(_login(tx, str(args["email"])).id)
 
 
+def sign_in_attempts(engine: Engine, tx: Transaction, now: datetime, args: Args) -> None:
+    """Sign-in attempts of earlier flows, each a flow of its own through the engine (the limits
+    across flows count them; this flow's own inactivity is not touched)."""
+    del tx, now  # each attempt is the engine's own transaction (nested in the step's)
+    for _ in range(int(args.get("count", 1))):
+        started = engine.start("sign_in", {"account": str(args["account"])})
+        engine.send(started, "submit", {"email": str(args["email"]), "password": str(args["password"])})
+
+
 OPS: dict[str, Op] = {
     "add_login": Op(add_login, ("email", "customer_id"),
                     ("password", "display_name", "role", "account", "two_factor", "ready", "locked"),
@@ -173,6 +182,8 @@ OPS: dict[str, Op] = {
     "require_two_factor": Op(require_two_factor, ("customer_id", "enabled"), (),
                              "the customer's two-factor policy"),
     "end_sessions": Op(end_sessions, ("email",), (), "end every session of a login"),
+    "sign_in_attempts": Op(sign_in_attempts, ("email", "password", "account"), ("count",),
+                           "sign-ins of other flows with that password (count times, default 1)"),
 }
 SETTINGS_OP = "settings"  # {"world": "settings", "values": {...}}: the flow's settings, not the store
 

@@ -20,9 +20,15 @@ TARGET_GONE = {"before": [{"world": "delete_login", "email": "hana@example.jp"}]
                "note": "another admin flow deleted the target meanwhile"}
 
 
+SAME_SCREEN = ("confirm has no timer and no field; entering it again runs describe_target, "
+               "which names the same target: the screen is the one that stayed")
+
+
 def targeted(flow: str, **witnesses: Any) -> dict[str, Any]:
     """The scenario of an admin flow on a target login (hana unless a witness says)."""
+    stays = {"transfer_admin": ("confirm.submit[0]", "confirm.submit[3]")}.get(flow, ("confirm.submit[0]",))
     return {
+        "equivalent": {f"retarget:{branch}:stay->confirm": SAME_SCREEN for branch in stays},
         "flow": flow, "description": f"taro, the admin, runs {flow} on hana.",
         "start": "2026-03-02T09:00:00Z", "session": "taro@example.jp", "context": ON_HANA,
         "world": WORLD,

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from regflow.testing.scenarios.code_boundaries import code_stays, merged
+
 PASSWORD = "Nw8$kLp3qR"
 
 SCENARIO: dict[str, Any] = {
@@ -18,16 +20,20 @@ SCENARIO: dict[str, Any] = {
         "enter_code.submit": {"code": "$code"},
         "new_password.submit": {"password": PASSWORD, "password_confirm": PASSWORD},
     },
-    "witnesses": {
+    "witnesses": merged(code_stays("enter_code"), {
         "send_too_soon": {"false": [
             {"note": "3 min, not the 60 s resend interval: the address's code mails across flows "
                      "(engine Limits, 5 per 15 min) then never run out before max_sends does",
              "before": [{"advance": "3m"}]},
         ]},
         "code_matches": {"false": [{"data": {"code": "$wrong_code"}}]},
-        "reset_login_exists": {"false": [
+        "reset_login_exists": {"true": [
+            {"note": "a new password containing the login's customer number is refused (the code's "
+                     "step remembered the customer)", "keep": True,
+             "data": {"password": "Pw-281234-x", "password_confirm": "Pw-281234-x"}},
+        ], "false": [
             {"note": "the admin deleted the login meanwhile",
              "before": [{"world": "delete_login", "email": "taro@example.jp"}]},
         ]},
-    },
+    }),
 }

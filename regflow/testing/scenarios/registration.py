@@ -3,17 +3,26 @@ new address to register, and the contract the details must match."""
 
 from typing import Any
 
+from regflow.testing.scenarios.code_boundaries import code_stays, merged
+
 PASSWORD = "Kx7#mPq2wZ"
 CONTRACT = {"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
             "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"]}
+OTHER = {"customer_id": "285555", "phone": "06-5555-0000", "licenses": 2, "accounts": ["wxyz5-01"]}
 
 SCENARIO: dict[str, Any] = {
+    "equivalent": {
+        "action-dropped:details.submit[4]:count_mismatch": (
+            "the branch ends the flow (failed): the count it adds to is never read again"),
+    },
     "flow": "registration",
-    "description": "new@example.jp registers on seat abcd8-01 of customer 281234 (3 licenses, one used).",
+    "refused_starts": [{"context": {"account": "zzzz9-99"}, "note": "a seat no contract has"}],
+    "description": "new@example.jp registers on seat abcd8-01 of customer 281234 (3 licenses, one used); "
+                   "customer 285555 (seat wxyz5-01) is another contract.",
     "start": "2026-03-02T09:00:00Z",
     "context": {"account": "abcd8-01"},
     "world": {
-        "contracts": [CONTRACT],
+        "contracts": [CONTRACT, OTHER],
         "logins": [{"email": "taro@example.jp", "customer_id": "281234"}],
     },
     "data": {
@@ -22,7 +31,7 @@ SCENARIO: dict[str, Any] = {
         "details.submit": {"password": PASSWORD, "password_confirm": PASSWORD, "customer_id": "281234",
                            "display_name": "山田 花子", "tel": "03-1234-5678"},
     },
-    "witnesses": {
+    "witnesses": merged(code_stays("enter_code"), {
         "email_registered": {"true": [
             {"at": "enter_email", "data": {"email": "taro@example.jp"}},
             {"at": "details", "note": "someone registered the address meanwhile",
@@ -38,11 +47,19 @@ SCENARIO: dict[str, Any] = {
              "before": [{"advance": "3m"}]},
         ]},
         "code_matches": {"false": [{"data": {"code": "$wrong_code"}}]},
-        "contract_matches": {"false": [{"data": {"tel": "03-9999-9999"}}]},
-        "seat_free": {"false": [
+        "contract_matches": {"false": [
+            {"data": {"tel": "03-9999-9999"}},
+            {"note": "the number and phone of another customer's contract: the seat in use is not "
+                     "one of its seats", "keep": True,
+             "data": {"customer_id": "285555", "tel": "06-5555-0000"}},
+        ]},
+        "seat_free": {"true": [
+            {"note": "the customer has no login yet: the first registrant becomes its admin (I4)",
+             "keep": True, "before": [{"world": "delete_login", "email": "taro@example.jp"}]},
+        ], "false": [
             {"note": "two more logins fill the three seats",
              "before": [{"world": "add_login", "email": "jiro@example.jp", "customer_id": "281234"},
                         {"world": "add_login", "email": "hana@example.jp", "customer_id": "281234"}]},
         ]},
-    },
+    }),
 }
