@@ -1,11 +1,13 @@
 # The README's commands: `make demo`, `make test`, `make bench`. Everything runs from .venv.
-# `make demo DEMO_LANG=en` runs the demo in English.
+# `make demo DEMO_LANG=en` runs the demo in English; DEMO_PRODUCT is the product name it shows
+# (as the guide does; mail comes from "DEMO_PRODUCT <no-reply@regflow.invalid>").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 DEMO_LANG ?= ja
+DEMO_PRODUCT ?= 次世代社労法務システム
 
 .PHONY: venv install demo demo-terminal test lint bench clean
 
@@ -23,11 +25,13 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 # The web demo on a fresh demo/regflow.db; `make demo-terminal` registers in the terminal instead.
 demo: install
-	$(BIN)/regflow demo --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG)
+	$(BIN)/regflow demo --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG) \
+		--product '$(DEMO_PRODUCT)'
 
 demo-terminal: install
 	mkdir -p demo
-	$(BIN)/regflow demo --terminal --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG)
+	$(BIN)/regflow demo --terminal --db sqlite:///demo/regflow.db --mail outbox:demo/outbox --lang $(DEMO_LANG) \
+		--product '$(DEMO_PRODUCT)'
 
 lint: install
 	$(BIN)/ruff check regflow tests

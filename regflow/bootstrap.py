@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from regflow.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
 
 MEMORY_URL = "memory://"
 MIN_SECRET_BYTES = 32
+DEFAULT_PRODUCT = "regflow"
+DEFAULT_MAIL_ADDRESS = "no-reply@regflow.invalid"
+MAX_PRODUCT_CHARS = 100
 
 
 def open_store(url: str) -> Store:
@@ -74,6 +79,43 @@ def make_hasher(kind: str | PasswordHasher) -> PasswordHasher:
     raise ValueError(f"unknown hasher {kind!r}: use 'argon2' or 'fast'")
 
 
+def check_product(product: str) -> str:
+    """The product name shown on pages and in mail: 1 to 100 printable characters, else
+    ``ValueError`` (a control character, or a line break, could break a header or a page)."""
+    bad = [char for char in product
+           if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")]
+    if bad:
+        problem = f"holds the unprintable character {bad[0]!r}"
+    elif not product.strip():
+        problem = "is empty" if not product else "is only spaces"
+    elif len(product) > MAX_PRODUCT_CHARS:
+        problem = f"is {len(product)} characters long"
+    else:
+        return product
+    raise ValueError(f"the product name (--product, REGFLOW_PRODUCT) must be 1 to "
+                     f"{MAX_PRODUCT_CHARS} printable characters; {product!r} {problem}")
+
+
+def check_mail_from(mail_from: str) -> str:
+    """The From of every mail: an address (``no-reply@example.jp``) or a name and an address
+    (``Example <no-reply@example.jp>``), else ``ValueError``."""
+    _, address = email.utils.parseaddr(mail_from)
+    if ("@" not in address or address.startswith("@") or address.endswith("@")
+            or len(email.utils.getaddresses([mail_from])) != 1  # one sender, not a list
+            or any(unicodedata.category(char)[0] == "C" for char in mail_from)):
+        raise ValueError(
+            f"the sender (--mail-from, REGFLOW_MAIL_FROM) must be a mail address such as "
+            f"'no-reply@example.jp' or 'Example <no-reply@example.jp>', not {mail_from!r}")
+    return mail_from
+
+
+def default_sender(product: str) -> str:
+    """The From when none is set: the product's name on ``no-reply@regflow.invalid``."""
+    from email.headerregistry import Address
+
+    return str(Address(display_name=product, addr_spec=DEFAULT_MAIL_ADDRESS))
+
+
 def build_engine(
     db: str = MEMORY_URL,
     mail: str = "memory",
@@ -83,7 +125,7 @@ def build_engine(
     provisioner: Provisioner | None = None,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     template_dirs: Sequence[str | Path] = (),
-    product: str = "regflow",
+    product: str | None = None,
     echo_mail: bool = False,
     mail_from: str | None = None,
     **engine_options: Any,
@@ -91,7 +133,12 @@ def build_engine(
     """An engine on the store at ``db`` with the mailer of ``mail`` (also printing every mail
     on stdout when ``echo_mail``, as the demo does).
 
-    ``mail_from=`` (or ``REGFLOW_MAIL_FROM``) is the From of every mail.
+    ``product=`` (or ``REGFLOW_PRODUCT``, else ``regflow``) is the product name the pages and
+    mails show, 1 to 100 printable characters. ``mail_from=`` (or ``REGFLOW_MAIL_FROM``) is the
+    From of every mail; without one it is the product name on ``no-reply@regflow.invalid``
+    (``regflow <no-reply@regflow.invalid>``). Both are checked here (``ValueError``); every
+    process that runs steps (pages, API, terminal, the relay and workers applying timers) needs
+    the same values.
     ``secret=`` (or the environment's ``REGFLOW_SECRET``, at least 32 bytes) keys code digests,
     request hashes and the subjects of limits; every process of a deployment needs the same.
     Without one, the engine uses the store's shared secret, made on first use and kept in the
@@ -107,16 +154,19 @@ def build_engine(
         raise ValueError(f"the secret (REGFLOW_SECRET) must be at least {MIN_SECRET_BYTES} bytes; "
                          f"it is {len(secret)}: make one with `python -c \"import secrets; "
                          f"print(secrets.token_urlsafe(32))\"`")
+    # An argument, else the environment (empty there counts as unset), else the default.
+    product = check_product(product if product is not None
+                            else os.environ.get("REGFLOW_PRODUCT") or DEFAULT_PRODUCT)
+    sender = mail_from if mail_from is not None else os.environ.get("REGFLOW_MAIL_FROM") or None
+    sender = default_sender(product) if sender is None else check_mail_from(sender)
     mailer = open_mailer(mail, clock)
     if echo_mail:
         from regflow.adapters.console import ConsoleEchoMailer
 
         mailer = ConsoleEchoMailer(mailer)
-    sender = mail_from or os.environ.get("REGFLOW_MAIL_FROM")
-    composer = (MailComposer(sender=sender, template_dirs=template_dirs) if sender
-                else MailComposer(template_dirs=template_dirs))
     return Engine(
         open_store(db), mailer, hasher=make_hasher(hasher), clock=clock,
         provisioner=provisioner, settings=settings, secret=secret,
-        composer=composer, product=product, **engine_options,
+        composer=MailComposer(sender=sender, template_dirs=template_dirs), product=product,
+        **engine_options,
     )

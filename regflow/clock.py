@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 
 class SystemClock:
@@ -41,3 +42,12 @@ class ManualClock:
     def set(self, instant: datetime) -> None:
         """Put the clock at ``instant`` (timezone-aware)."""
         self._now = instant
+
+
+def shown_minute(instant: datetime, zone: str) -> str:
+    """``HH:MM`` of an instant in a time zone, rounded **up** to the minute: a time shown to a
+    person as "from then on" is never earlier than the instant it stands for (09:10:30 → 09:11)."""
+    local = instant.astimezone(ZoneInfo(zone))
+    if local.second or local.microsecond:
+        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return local.strftime("%H:%M")

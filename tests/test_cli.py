@@ -5,17 +5,22 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
+import regflow
 from regflow.bootstrap import build_engine
 from regflow.cli import main
+from regflow.cli.terminal import sender_of
 from regflow.records import Customer
 
 START = "2026-03-02 09:00:00"  # UTC; 18:00 in Asia/Tokyo
@@ -222,3 +227,165 @@ def test_import_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
                                        "--db", f"sqlite:///{tmp_path / 'r.db'}"])
     assert result.exit_code == 2
     assert f"{csv_file}:3: licenses" in result.output
+
+
+# Issue 12, point 6: the product name and the sender, by option or environment, in every command
+# that runs steps. The values are the guide's product name and addresses of our choosing.
+PRODUCT = "次世代社労法務システム"
+SENDER = "社労法務サポート <support@example.jp>"
+
+
+@pytest.fixture
+def no_identity_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither REGFLOW_PRODUCT nor REGFLOW_MAIL_FROM from the caller's environment."""
+    monkeypatch.delenv("REGFLOW_PRODUCT", raising=False)
+    monkeypatch.delenv("REGFLOW_MAIL_FROM", raising=False)
+
+
+def only_mail(outbox: Path) -> EmailMessage:
+    """The one .eml file in an outbox folder."""
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 1, files
+    message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize("by", ["options", "environment"])
+@pytest.mark.usefixtures("no_identity_env")
+def test_run_mails_in_the_products_name(tmp_path: Path, places: list[str], by: str) -> None:
+    """`regflow run` with a product and a sender: the code mail comes from that sender and names
+    the product in its subject and body."""
+    assert invoke("contracts", "import", write(tmp_path / "c.csv", GOOD_CSV), *places).exit_code == 0
+    extra, env = (["--product", PRODUCT, "--mail-from", SENDER], None) if by == "options" else (
+        [], {"REGFLOW_PRODUCT": PRODUCT, "REGFLOW_MAIL_FROM": SENDER})
+    result = invoke("run", "registration", "--account", "abcd8-01", *places, *extra,
+                    input="taro@example.jp\n\n", env=env)
+    assert result.exit_code == 0, result.output
+    message = only_mail(tmp_path / "outbox")
+    sender = message["From"].addresses
+    assert [(a.display_name, a.addr_spec) for a in sender] == [
+        ("社労法務サポート", "support@example.jp")]
+    assert PRODUCT in message["Subject"]
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert PRODUCT in body.get_content()  # type: ignore[attr-defined]
+    assert "regflow" not in message["Subject"]
+    if by == "options":  # a resumed run needs them again: the hint passes them on
+        hint = next(line for line in result.stdout.splitlines() if "--flow-token=" in line)
+        assert f"--product {PRODUCT}" in hint.replace("'", "")
+        assert "--mail-from" in hint
+
+
+@pytest.mark.usefixtures("no_identity_env")
+def test_product_alone_names_the_default_sender(tmp_path: Path, places: list[str]) -> None:
+    """Without --mail-from, mail comes from the product's name on no-reply@regflow.invalid."""
+    assert invoke("contracts", "import", write(tmp_path / "c.csv", GOOD_CSV), *places).exit_code == 0
+    result = invoke("run", "registration", "--account", "abcd8-01", "--product", PRODUCT,
+                    *places, input="taro@example.jp\n\n")
+    assert result.exit_code == 0, result.output
+    sender = only_mail(tmp_path / "outbox")["From"].addresses
+    assert [(a.display_name, a.addr_spec) for a in sender] == [
+        (PRODUCT, "no-reply@regflow.invalid")]
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch, no_identity_env: None) -> list[tuple[str, str]]:
+    """The (product, sender) of every engine a command builds; serving returns at once."""
+    import regflow.cli.base
+    import regflow.web.server
+
+    seen: list[tuple[str, str]] = []
+    real = regflow.cli.base.build_engine
+
+    def recording(*args: Any, **kwargs: Any) -> regflow.Engine:
+        engine = real(*args, **kwargs)
+        seen.append((engine.services.product, sender_of(engine)))
+        return engine
+
+    monkeypatch.setattr(regflow.cli.base, "build_engine", recording)
+    monkeypatch.setattr(regflow.web.server, "serve", lambda engine, **options: None)
+    return seen
+
+
+def command_lines(tmp_path: Path) -> dict[str, list[str]]:
+    """Each command that runs steps, on places in tmp_path; fast hashing."""
+    db = f"sqlite:///{tmp_path / 'regflow.db'}"
+    common = ["--db", db, "--mail", f"outbox:{tmp_path / 'outbox'}", "--hasher", "fast"]
+    return {
+        "serve": ["serve", *common],
+        "demo": ["demo", *common],
+        "demo --terminal": ["demo", "--terminal", *common],
+        "worker": ["worker", "--once", *common],
+        "sweep": ["sweep", *common],
+        "run": ["run", "registration", "--resume", "nothing", "--flow-token", "t", *common],
+    }
+
+
+COMMANDS = ["serve", "demo", "demo --terminal", "worker", "sweep", "run"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("by", ["options", "environment"])
+def test_every_command_takes_product_and_sender(
+        tmp_path: Path, built: list[tuple[str, str]], command: str, by: str) -> None:
+    """serve, demo, worker, sweep and run build their engine with the product and sender given
+    by --product/--mail-from or REGFLOW_PRODUCT/REGFLOW_MAIL_FROM."""
+    args = command_lines(tmp_path)[command]
+    if by == "options":
+        result = invoke(*args, "--product", PRODUCT, "--mail-from", SENDER, input="")
+    else:
+        result = invoke(*args, input="",
+                        env={"REGFLOW_PRODUCT": PRODUCT, "REGFLOW_MAIL_FROM": SENDER})
+    assert "config_invalid" not in result.stderr, result.stderr
+    assert built == [(PRODUCT, SENDER)]
+
+
+@pytest.mark.parametrize("command", ["demo", "demo --terminal"])
+def test_demo_banner_shows_product_and_sender(
+        tmp_path: Path, built: list[tuple[str, str]], command: str) -> None:
+    """The demo prints the product name and the From its mail comes from."""
+    result = invoke(*command_lines(tmp_path)[command], "--product", PRODUCT, input="")
+    assert f"製品名: {PRODUCT}\n" in result.stdout
+    assert f"差出人 (From): {PRODUCT} <no-reply@regflow.invalid>\n" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(("option", "value", "named"), [
+    ("--product", "", "--product"),
+    ("--product", "   ", "--product"),
+    ("--product", "次世代\n社労", "--product"),
+    ("--product", "x" * 101, "--product"),
+    ("--mail-from", "no-reply", "--mail-from"),
+    ("--mail-from", "a@example.jp, b@example.jp", "--mail-from"),
+    ("--mail-from", "a@example.jp\r\nBcc: b@example.jp", "--mail-from"),
+    ("REGFLOW_PRODUCT", "a\x07b", "REGFLOW_PRODUCT"),
+    ("REGFLOW_MAIL_FROM", "nobody", "REGFLOW_MAIL_FROM"),
+])
+def test_bad_product_or_sender_is_config_invalid(
+        tmp_path: Path, built: list[tuple[str, str]], command: str, option: str, value: str,
+        named: str) -> None:
+    """A product that is empty, too long or holds a control character, and a sender that is no
+    single address: one line, config_invalid, exit code 2, no engine."""
+    args = command_lines(tmp_path)[command]
+    if option.startswith("--"):
+        result = invoke(*args, option, value, input="")
+    else:
+        result = invoke(*args, input="", env={option: value})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("regflow: config_invalid: ")
+    assert named in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert built == []
+
+
+def test_make_demo_shows_the_guides_product() -> None:
+    """`make demo` (and `make demo-terminal`) run the demo as 次世代社労法務システム."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parent.parent
+    for target in ("demo", "demo-terminal"):
+        dry = subprocess.run(["make", "-n", "-C", str(root), target], capture_output=True,
+                             text=True, check=True).stdout
+        line = next(line for line in dry.replace("\\\n", " ").splitlines() if "regflow demo" in line)
+        assert "--product 次世代社労法務システム" in line.replace("'", "")

@@ -257,3 +257,18 @@ def test_migration_to_an_unknown_state_fails_at_load() -> None:
     library = FlowLibrary(Registry())
     with pytest.raises(regflow.DefinitionError, match=r"toy.migrations.1.states.b: unknown state"):
         library.add({**TOY, "version": 2, "migrations": {"1": {"states": {"b": "nowhere"}}}})
+
+
+@pytest.mark.parametrize(("utc", "shown"), [
+    ("2026-03-02T00:10:00+00:00", "09:10"),          # on the minute: as it is
+    ("2026-03-02T00:10:00.000001+00:00", "09:11"),   # a microsecond past: the next minute
+    ("2026-03-02T00:10:30+00:00", "09:11"),
+    ("2026-03-02T14:59:59+00:00", "00:00"),          # 23:59:59 JST: midnight
+])
+def test_a_shown_time_is_never_earlier_than_its_instant(utc: str, shown: str) -> None:
+    """``shown_minute`` (issue 12, point 3) rounds up to the minute in the zone."""
+    from datetime import datetime
+
+    from regflow.clock import shown_minute
+
+    assert shown_minute(datetime.fromisoformat(utc), "Asia/Tokyo") == shown

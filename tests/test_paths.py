@@ -133,7 +133,8 @@ def test_the_json_of_spec_4_3() -> None:
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     assert found["flow"] == "registration"
-    assert found["coverage"] == {"transitions": [25, 25], "guard_outcomes": [30, 30], "timers": [15, 15]}
+    # registration.toml: 27 branches (two "seat_linked" ends added by issue 12), 34 guard outcomes
+    assert found["coverage"] == {"transitions": [27, 27], "guard_outcomes": [34, 34], "timers": [15, 15]}
     steps = [s for p in found["paths"] for s in p["steps"]]
     assert all({"event", "data", "expect"} <= set(s) or {"advance", "expect", "fired"} <= set(s)
                or "world" in s for s in steps)
@@ -416,10 +417,12 @@ def test_guard_outcomes_are_items_per_branch() -> None:
     """A guard asked by two branches is two pairs of items; an event with one branch has no
     index; an action's ``when`` guard stays as it was."""
     registration = {i.id for i in paths_of("registration").coverage.items if i.kind == "guard_outcomes"}
-    assert {"details.submit[1]?contract_matches=true", "details.submit[1]?seat_free=false",
-            "details.submit[2]?contract_matches=true", "details.submit[2]?contract_matches=false",
-            "details.submit[0]?email_registered=true", "enter_email.submit[0]?email_registered=true",
-            "enter_email.submit[0]?reveals_existing_email=false"} <= registration
+    # registration.toml: branch 0 of enter_email.submit and of details.submit is seat_linked
+    assert {"details.submit[2]?contract_matches=true", "details.submit[2]?seat_free=false",
+            "details.submit[3]?contract_matches=true", "details.submit[3]?contract_matches=false",
+            "details.submit[1]?email_registered=true", "enter_email.submit[1]?email_registered=true",
+            "enter_email.submit[1]?reveals_existing_email=false",
+            "enter_email.submit[0]?seat_linked=true", "details.submit[0]?seat_linked=false"} <= registration
     assert not any("?" in i and "[" not in i.split("?")[0] for i in registration)  # every event branches
     assert "details.submit?contract_matches=true" not in registration
     sign_in = {i.id for i in paths_of("sign_in").coverage.items if i.kind == "guard_outcomes"}
@@ -505,8 +508,8 @@ def test_items_named_the_old_way_are_pointed_to_their_new_names() -> None:
                                                         "expiry@0s": "?"}})
     assert old.value.faults == [
         "scenario.unreachable: 'details.submit?contract_matches=true' is no coverage item of registration "
-        "(now one per branch or state: 'details.submit[1]?contract_matches=true', "
-        "'details.submit[2]?contract_matches=true')",
+        "(now one per branch or state: 'details.submit[2]?contract_matches=true', "
+        "'details.submit[3]?contract_matches=true')",
         "scenario.unreachable: 'expiry@0s' is no coverage item of registration (now one per branch or "
         "state: 'enter_email.expiry@0s', 'email_taken.expiry@0s', 'details.expiry@0s')",
     ]

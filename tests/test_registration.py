@@ -955,7 +955,7 @@ def test_provisioning_ready_exactly_ten_minutes_after_acceptance(
     assert snap.state == "provisioning"
     assert _timers(snap) == [("provisioned", deadline)]
     assert snap.to_dict()["timers"] == [{"event": "provisioned", "at": "2026-03-02T09:17:13Z"}]
-    assert "18:17" in (snap.screen.text or "")
+    assert "18:18" in (snap.screen.text or "")  # ready at 18:17:13 JST: shown rounded up (issue 12)
     [login] = logins_of(engine)
     assert login.ready_at == deadline
     assert login.created_at == accepted
@@ -1246,3 +1246,99 @@ def test_transient_failure_keeps_form_and_next_again_is_idempotent(
     with pytest.raises(regflow.EventNotAllowed):
         engine.send(snap, "submit", form)
     assert len(logins_of(engine)) == 1
+
+
+# ---- issue 12, point 3: a time shown to a person is never earlier than its instant --------------
+
+@pytest.mark.parametrize(("lang", "provisioning", "not_ready"), [
+    ("ja", "（09:11 以降に）", "09:11 以降にサインインしてください"),
+    ("en", "(from 09:11)", "Sign in from 09:11."),
+])
+def test_the_ready_time_shown_is_rounded_up(make_engine: EngineFactory, frozen: FrozenDateTimeFactory,
+                                            lang: str, provisioning: str, not_ready: str) -> None:
+    """Registered at 09:00:30 JST, ready at 09:10:30: the screens say 09:11, never 09:10 (a sign-in
+    at 09:10:10 is refused, so "from 09:10" would be a lie); from 09:11 the sign-in works."""
+    frozen.move_to("2026-03-02 00:00:30")  # 09:00:30 in Asia/Tokyo
+    engine = make_engine()
+    snap = to_details(engine, TARO, lang=lang)
+    snap = engine.send(snap, "submit", details())
+    assert snap.state == "provisioning"
+    assert provisioning in (snap.screen.text or "")
+    frozen.move_to("2026-03-02 00:10:10")  # 09:10:10 JST: not ready (ready at 09:10:30)
+    attempt = engine.start("sign_in", {"account": "abcd8-01"}, lang=lang)
+    attempt = engine.send(attempt, "submit", {"email": TARO, "password": PASSWORD})
+    assert message(attempt, "not_ready").params["ready_at_local"] == "09:11"
+    assert not_ready in message(attempt, "not_ready").text
+    frozen.move_to("2026-03-02 00:11:00")  # 09:11:00 JST, as shown: it works
+    attempt = engine.start("sign_in", {"account": "abcd8-01"}, lang=lang)
+    assert engine.send(attempt, "submit", {"email": TARO, "password": PASSWORD}).state == "link_prompt"
+
+
+# ---- issue 12, point 1: one registration per ASP user ----------------------------------------
+
+SEAT_REGISTERED_JA = ("この ASP ユーザーはすでにアカウントと紐づいています。登録済みのメールアドレスと"
+                      "パスワードでサインインしてください。メールアドレスを変更する場合は、管理者に"
+                      "アカウントの削除を依頼してから、あらためて登録してください。")
+
+
+def _link(engine: regflow.Engine, email: str, account: str) -> None:
+    with engine.store.transaction() as tx:
+        login = tx.logins.by_email(email)
+        assert login is not None
+        login.account = account
+        tx.logins.update(login)
+
+
+def test_a_linked_seat_cannot_register_again(make_engine: EngineFactory,
+                                            frozen: FrozenDateTimeFactory) -> None:
+    """Contract of 2 licenses, seats s-01..s-03 (the issue's walk): s-01 registers and is linked;
+    a second registration from s-01 ends at its first step with the guide's way out, creates no
+    login, and s-02 can still register (no license was taken)."""
+    engine = make_engine()
+    engine.contracts.add(customer_id="281999", phone="03-5555-0001", licenses=2,
+                         accounts=["s-01", "s-02", "s-03"])
+    assert register(engine, "s-01", TARO, customer_id="281999", tel="03-5555-0001").state == "provisioning"
+    _link(engine, TARO, "s-01")
+    again = engine.start("registration", {"account": "s-01"})
+    again = engine.send(again, "submit", {"email": HANAKO})
+    assert (again.state, again.status) == ("failed", "failed")
+    assert message(again, "seat_registered").text == SEAT_REGISTERED_JA
+    assert mail_count(engine) == 1  # only taro's code: nothing was sent to hanako
+    assert [x.email for x in logins_of(engine, "281999")] == [TARO]
+    assert register(engine, "s-02", JIRO, customer_id="281999", tel="03-5555-0001").state == "provisioning"
+
+
+def test_a_seat_linked_during_a_registration_ends_it_without_a_login(
+        make_engine: EngineFactory, frozen: FrozenDateTimeFactory) -> None:
+    """Two registrations from s-01 race: the first links the seat at its first sign-in while the
+    second is at details; the second's details end it (failed), no login, no license taken."""
+    engine = make_engine()
+    engine.contracts.add(customer_id="281999", phone="03-5555-0001", licenses=2,
+                         accounts=["s-01", "s-02"])
+    late = to_details(engine, HANAKO, "s-01")
+    assert register(engine, "s-01", TARO, customer_id="281999", tel="03-5555-0001").state == "provisioning"
+    _link(engine, TARO, "s-01")
+    late = engine.send(late, "submit", details(customer_id="281999", tel="03-5555-0001"))
+    assert (late.state, late.status) == ("failed", "failed")
+    assert [m.id for m in late.screen.messages] == ["seat_registered"]
+    assert [x.email for x in logins_of(engine, "281999")] == [TARO]
+
+
+def test_an_unlinked_login_of_the_seat_does_not_block_it(make_engine: EngineFactory,
+                                                       frozen: FrozenDateTimeFactory) -> None:
+    """Registered from s-01 but never signed in (unlinked): the seat is still free, so another
+    registration from it goes on (each login takes a license, I3); the first to sign in links
+    the seat (I2), the other is then refused with account_taken."""
+    engine = make_engine()
+    engine.contracts.add(customer_id="281999", phone="03-5555-0001", licenses=3,
+                         accounts=["s-01", "s-02"])
+    for email in (TARO, HANAKO):
+        snap = register(engine, "s-01", email, customer_id="281999", tel="03-5555-0001")
+        assert snap.state == "provisioning"
+    frozen.tick(timedelta(minutes=10))
+    first = engine.start("sign_in", {"account": "s-01"})
+    first = engine.send(engine.send(first, "submit", {"email": TARO, "password": PASSWORD}), "submit", {})
+    assert first.state == "signed_in"
+    second = engine.start("sign_in", {"account": "s-01"})
+    second = engine.send(engine.send(second, "submit", {"email": HANAKO, "password": PASSWORD}), "submit", {})
+    assert [m.id for m in second.screen.messages] == ["account_taken"]

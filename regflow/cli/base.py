@@ -60,11 +60,31 @@ def engine_options(command: F) -> F:
     return command
 
 
+def product_options(command: F) -> F:
+    """``--product`` and ``--mail-from`` (or ``REGFLOW_PRODUCT`` and ``REGFLOW_MAIL_FROM``): the
+    name pages and mails show, and the sender. Every command that runs steps takes them; every
+    process of a deployment should be given the same."""
+    for option in reversed((
+        click.option("--product", metavar="TEXT", envvar="REGFLOW_PRODUCT",
+                     help="Product name shown on the pages and in the mails, 1-100 printable "
+                          "characters (env REGFLOW_PRODUCT; default: regflow)."),
+        click.option("--mail-from", metavar="ADDRESS", envvar="REGFLOW_MAIL_FROM",
+                     help="From of every mail, e.g. 'Example <no-reply@example.jp>' (env "
+                          "REGFLOW_MAIL_FROM; default: the product name on "
+                          "no-reply@regflow.invalid)."),
+    )):
+        command = option(command)
+    return command
+
+
 @contextmanager
-def open_engine(db: str, mail: str, hasher: str) -> Iterator[Engine]:
-    """An engine on ``db`` and ``mail``, its store closed afterwards."""
+def open_engine(db: str, mail: str, hasher: str, *, product: str | None = None,
+                mail_from: str | None = None, echo_mail: bool = False) -> Iterator[Engine]:
+    """An engine on ``db`` and ``mail``, its store closed afterwards; a bad option or
+    environment variable ends the command with ``config_invalid``."""
     try:
-        engine = build_engine(db, mail, hasher=hasher)
+        engine = build_engine(db, mail, hasher=hasher, product=product, mail_from=mail_from,
+                              echo_mail=echo_mail)
     except (ValueError, OSError) as exc:
         raise CommandFailed("config_invalid", str(exc)) from exc
     try:

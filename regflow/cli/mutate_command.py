@@ -18,13 +18,13 @@ from typing import Any
 import click
 
 from regflow.cli.base import CommandFailed, main
+from regflow.cli.paths_command import registry_option
 from regflow.exceptions import DefinitionError
 from regflow.loader import read_source
 from regflow.machines import BUILTIN_FLOWS
-from regflow.registry import Registry
 from regflow.testing import approval, mutants, mutation
 from regflow.testing.engines import flow_source
-from regflow.testing.scenario import ScenarioError, builtin_scenario, load_registry, load_scenario
+from regflow.testing.scenario import ScenarioError, builtin_scenario, load_scenario
 
 
 @main.command("mutate")
@@ -59,7 +59,7 @@ def mutate(flow: str, scenario: Path | None, registry: str | None, approved: Pat
     del db, mail
     if flow not in BUILTIN_FLOWS and scenario is None:
         raise CommandFailed("scenario_invalid", f"{flow} is not a built-in flow: give its --scenario FILE")
-    names = _registry(registry, scenario)
+    names = registry_option(registry, scenario)
     kinds = [k.strip() for part in only for k in part.split(",") if k.strip()]
     unknown = [k for k in kinds if k.split(":")[0] not in {*mutants.DEFINITION_KINDS, "registry"}]
     if unknown:
@@ -135,11 +135,3 @@ def _shown(file: Path) -> str:
     except ValueError:
         return str(file)
 
-
-def _registry(registry: str | None, scenario: Path | None) -> Registry | None:
-    if not registry:
-        return None
-    try:
-        return load_registry(registry, Path.cwd(), scenario.resolve().parent if scenario else None)
-    except ImportError as exc:
-        raise CommandFailed("scenario_invalid", f"--registry {registry}: {exc}") from exc

@@ -45,7 +45,7 @@ def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool,
         raise CommandFailed("usage", "--approve and --check: one at a time")
     if flow not in BUILTIN_FLOWS and scenario is None:
         raise CommandFailed("scenario_invalid", f"{flow} is not a built-in flow: give its --scenario FILE")
-    names = _registry(registry, scenario)
+    names = registry_option(registry, scenario)
     try:
         loaded = load_scenario(scenario) if scenario is not None else builtin_scenario(flow)
         target = flow if flow in BUILTIN_FLOWS else Path(flow)
@@ -75,7 +75,9 @@ def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool,
         click.echo(line, err=True)
 
 
-def _registry(registry: str | None, scenario: Path | None) -> Registry | None:
+def registry_option(registry: str | None, scenario: Path | None) -> Registry | None:
+    """The Registry a ``--registry MODULE:ATTR`` option names (a module file in the current
+    folder or next to the scenario, or any importable module), or None without the option."""
     if not registry:
         return None
     try:

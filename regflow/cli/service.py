@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 import click
 
 from regflow.adapters.smtp import redact_url
-from regflow.bootstrap import build_engine
-from regflow.cli.base import CommandFailed, engine_options, main, open_engine
-from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo
+from regflow.cli.base import CommandFailed, engine_options, main, open_engine, product_options
+from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo, sender_of
 
 DEMO_DB = "sqlite:///demo/regflow.db"
 DEMO_MAIL = "outbox:demo/outbox"
@@ -21,11 +20,13 @@ WEB_BANNER = {
     "ja": ("regflow デモ（ブラウザ）\n"
            "  URL: {url}\n  お客様番号 (CustomerId): {customer_id}\n  電話番号 (Tel): {phone}\n"
            "  契約数: {licenses} アカウント\n  ASP ユーザー: {accounts}\n"
+           "  製品名: {product}\n  差出人 (From): {sender}\n"
            "  データベース: {db}\n  メール: {mail}（送ったメールはここにも表示します）\n"
            "ブラウザで {url} を開いてください。終了は Ctrl+C。"),
     "en": ("regflow demo (browser)\n"
            "  URL: {url}\n  customer number (CustomerId): {customer_id}\n  phone (Tel): {phone}\n"
            "  licenses: {licenses} accounts\n  ASP users (accounts): {accounts}\n"
+           "  product: {product}\n  sender (From): {sender}\n"
            "  database: {db}\n  mail: {mail} (every mail is also shown here)\n"
            "Open {url} in a browser. Ctrl+C stops."),
 }
@@ -65,8 +66,9 @@ def server_options(command: click.decorators.FC) -> click.decorators.FC:
 @click.option("--trusted-proxies", type=click.IntRange(min=0), default=0, show_default=True,
               help="Reverse proxies in front whose X-Forwarded-* headers are believed.")
 @engine_options
+@product_options
 def serve(host: str, port: int, relay: bool, trusted_proxies: int, db: str, mail: str,
-          hasher: str) -> None:
+          hasher: str, product: str | None, mail_from: str | None) -> None:
     """Serve the HTML pages and the JSON API on a production WSGI server (waitress).
 
     On a host other than loopback, ``REGFLOW_SECRET`` is required."""
@@ -74,7 +76,7 @@ def serve(host: str, port: int, relay: bool, trusted_proxies: int, db: str, mail
 
     if not is_loopback(host):
         require_secret(f"serving on {host}, beyond this machine")
-    with open_engine(db, mail, hasher) as engine:
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         click.echo(f"regflow: serving on http://{host}:{port}/ (store {redact_url(db)}, "
                    f"mail {redact_url(mail)})")
         serve_app(engine, host=host, port=port, relay=relay, trusted_proxies=trusted_proxies)
@@ -99,31 +101,28 @@ def _fresh_sqlite(db: str) -> None:
 @click.option("--db", default=DEMO_DB, show_default=True, metavar="URL")
 @click.option("--mail", default=DEMO_MAIL, show_default=True, metavar="SPEC")
 @click.option("--hasher", type=click.Choice(["argon2", "fast"]), default="argon2", show_default=True)
+@product_options
 def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: bool,
-         db: str, mail: str, hasher: str) -> None:
+         db: str, mail: str, hasher: str, product: str | None, mail_from: str | None) -> None:
     """Serve the pages on a fresh SQLite file with a demo contract (customer 281234) seeded."""
     if in_terminal:
-        run_terminal_demo(lang, db, mail, hasher)
+        run_terminal_demo(lang, db, mail, hasher, product=product, mail_from=mail_from)
         return
     from regflow.web.server import serve as serve_app
 
     if not keep:
         _fresh_sqlite(db)
-    try:
-        engine = build_engine(db, mail, hasher=hasher, echo_mail=True)
-    except (ValueError, OSError) as exc:
-        raise CommandFailed("config_invalid", str(exc)) from exc
-    try:
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from,
+                     echo_mail=True) as engine:
         customer = seed_demo(engine)
         directory = getattr(engine.mailer, "directory", None)
         url = f"http://{host}:{port}/?account={DEMO_ACCOUNT}&lang={lang}"
         click.echo(WEB_BANNER[lang].format(
             url=url, customer_id=customer.customer_id, phone=customer.phone,
             licenses=customer.licenses, accounts=" ".join(customer.accounts), db=db,
+            product=engine.services.product, sender=sender_of(engine),
             mail=Path(directory).resolve() if directory else redact_url(mail)))
         serve_app(engine, host=host, port=port, relay=relay)
-    finally:
-        engine.store.close()
 
 
 @main.command()
@@ -135,13 +134,15 @@ def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: 
 @click.option("--purge-every", type=click.FloatRange(min=0), default=3600.0, show_default=True,
               metavar="SECONDS", help="Purge what retention no longer keeps this often (0: never).")
 @engine_options
+@product_options
 def worker(once: bool, interval: float, batch: int, purge_every: float, db: str, mail: str,
-           hasher: str) -> None:
+           hasher: str, product: str | None, mail_from: str | None) -> None:
     """Apply due timers, deliver queued mail and purge old rows, in a loop (several workers may
-    run at once). With a database beyond this machine, ``REGFLOW_SECRET`` is required."""
+    run at once). With a database beyond this machine, ``REGFLOW_SECRET`` is required; give it
+    the --product and --mail-from of the web processes (timers may send mail)."""
     if not is_loopback(urlsplit(db).hostname) and not db.startswith("sqlite:"):
         require_secret("working on a database beyond this machine")
-    with open_engine(db, mail, hasher) as engine:
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         purged_at = -float("inf")
         try:
             while True:
@@ -178,9 +179,10 @@ def purge(db: str, mail: str, hasher: str) -> None:
 
 @main.command()
 @engine_options
-def sweep(db: str, mail: str, hasher: str) -> None:
+@product_options
+def sweep(db: str, mail: str, hasher: str, product: str | None, mail_from: str | None) -> None:
     """Apply due timers and expiries, and deliver queued mail, once."""
-    with open_engine(db, mail, hasher) as engine:
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         flows = engine.sweep()
         mails = engine.deliver()
     click.echo(f"Applied due timers to {flows} flow(s); delivered {mails} mail(s).")

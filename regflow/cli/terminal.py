@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -18,6 +19,7 @@ from regflow.cli.base import (
     engine_options,
     main,
     open_engine,
+    product_options,
 )
 from regflow.engine import Engine
 from regflow.frontends.terminal import TerminalFrontEnd
@@ -32,11 +34,13 @@ DEMO_BANNER = {
     "ja": ("regflow デモ: アカウント登録（ターミナル）\n"
            "  お客様番号 (CustomerId): {customer_id}\n  電話番号 (Tel): {phone}\n"
            "  契約数: {licenses} アカウント\n  ASP ユーザー: {accounts}\n"
+           "  製品名: {product}\n  差出人 (From): {sender}\n"
            "  データベース: {db}\n  メール: {mail}\n"
            "ASP ユーザー {account} のアカウントを登録します。確認コードはメールに記載されています。"),
     "en": ("regflow demo: account registration (terminal)\n"
            "  customer number (CustomerId): {customer_id}\n  phone (Tel): {phone}\n"
            "  licenses: {licenses} accounts\n  ASP users (accounts): {accounts}\n"
+           "  product: {product}\n  sender (From): {sender}\n"
            "  database: {db}\n  mail: {mail}\n"
            "Registering a login for ASP user {account}. The verification code is in the mail."),
 }
@@ -72,13 +76,23 @@ def _program() -> str:
     return "regflow" if on_path and Path(on_path).resolve() == Path(used).resolve() else used
 
 
+def sender_of(engine: Engine) -> str:
+    """The From of the engine's mail, as the demo banners show it."""
+    return str(getattr(engine.services.composer, "sender", ""))
+
+
 def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher: str,
-             poll: float | None = None) -> TerminalFrontEnd:
+             poll: float | None = None, product: str | None = None,
+             mail_from: str | None = None) -> TerminalFrontEnd:
     """The terminal front end on click's prompts and stdout."""
     resume = [_program(), "run", flow, "--resume", "{id}"]
-    for option, value, default in (("--lang", lang, "ja"), ("--db", db, DEFAULT_DB),
-                                   ("--mail", mail, DEFAULT_MAIL), ("--hasher", hasher, "argon2")):
-        if value != default:
+    for option, value, default in (
+            ("--lang", lang, "ja"), ("--db", db, DEFAULT_DB), ("--mail", mail, DEFAULT_MAIL),
+            ("--hasher", hasher, "argon2"),
+            # Given as options (not from the environment, which the resumed run reads again).
+            ("--product", product, os.environ.get("REGFLOW_PRODUCT") or None),
+            ("--mail-from", mail_from, os.environ.get("REGFLOW_MAIL_FROM") or None)):
+        if value is not None and value != default:
             resume += [option, value]
     resume.append("--flow-token={token}")  # the flow's secret: resuming needs it (SPEC 4.1)
     return TerminalFrontEnd(
@@ -103,13 +117,16 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
 @click.option("--poll", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="While a screen waits on a timer, check every SECONDS instead of asking.")
 @engine_options
+@product_options
 def run(flow: str, account: str | None, flow_id: str | None, flow_token: str | None, lang: str,
-        poll: float | None, db: str, mail: str, hasher: str) -> None:
+        poll: float | None, db: str, mail: str, hasher: str, product: str | None,
+        mail_from: str | None) -> None:
     """Run FLOW in the terminal: the same screens as prompts."""
     if account is not None and flow_id is not None:
         raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID, not both")
-    with open_engine(db, mail, hasher) as engine:
-        front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll)
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
+        front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll,
+                         product=product, mail_from=mail_from)
         if flow_id is not None:
             if not flow_token:
                 raise CommandFailed("flow_token_required",
@@ -125,18 +142,21 @@ def run(flow: str, account: str | None, flow_id: str | None, flow_token: str | N
         sys.exit(2)
 
 
-def run_terminal_demo(lang: str, db: str, mail: str, hasher: str) -> None:
+def run_terminal_demo(lang: str, db: str, mail: str, hasher: str, *, product: str | None = None,
+                      mail_from: str | None = None) -> None:
     """Seed the demo contract, print it, and register a login for abcd8-01 in the terminal."""
-    with open_engine(db, mail, hasher) as engine:
+    with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         customer = seed_demo(engine)
         directory = getattr(engine.mailer, "directory", None)
         where, in_memory = MAIL_PLACES[lang]
         click.echo(DEMO_BANNER[lang].format(
             customer_id=customer.customer_id, phone=customer.phone, licenses=customer.licenses,
             accounts=" ".join(customer.accounts), db=db, account=DEMO_ACCOUNT,
+            product=engine.services.product, sender=sender_of(engine),
             mail=where.format(path=Path(directory).resolve()) if directory else in_memory,
         ))
-        front = terminal(engine, "registration", lang=lang, db=db, mail=mail, hasher=hasher)
+        front = terminal(engine, "registration", lang=lang, db=db, mail=mail, hasher=hasher,
+                         product=product, mail_from=mail_from)
         snapshot = front.run("registration", {"account": DEMO_ACCOUNT})
     if snapshot is None:
         sys.exit(2)

@@ -24,9 +24,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
-from zoneinfo import ZoneInfo
 
 from regflow.catalog import Catalog, pick_language
+from regflow.clock import shown_minute
 from regflow.engine import Engine
 from regflow.exceptions import (
     EventNotAllowed,
@@ -302,7 +302,7 @@ class TerminalFrontEnd:
         return Catalog(self.lang).find(f"message.{exc.message_id}") or str(exc)
 
     def _local_time(self, instant: datetime) -> str:
-        return instant.astimezone(ZoneInfo(self.timezone)).strftime("%H:%M")
+        return shown_minute(instant, self.timezone)  # rounded up: never before the instant
 
     def _say(self, key: str, **params: Any) -> None:
         self._write(self._chrome[key].format(**params))

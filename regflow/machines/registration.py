@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
+from regflow.clock import shown_minute
 from regflow.context import FlowContext, new_id
 from regflow.machines.code_steps import address_key, issue_and_count
 from regflow.records import Customer, Login
@@ -12,6 +12,14 @@ from regflow.registry import Registry
 from regflow.validation import tel_digits
 
 registration = Registry()
+
+
+@registration.guard
+def seat_linked(ctx: FlowContext) -> bool:
+    """The seat in use is linked to a login already (I2): it has had its registration. An
+    unlinked login registered from the seat does not count: the seat is free until a login
+    links it at its first sign-in (that login's license is taken meanwhile, I3)."""
+    return ctx.tx.logins.by_account(str(ctx.data["account"])) is not None
 
 
 @registration.guard
@@ -97,9 +105,8 @@ def create_login(ctx: FlowContext) -> None:
     )
     ctx.tx.logins.insert(login)
     ctx.services.provisioner.provision(login, key=ctx.flow.id)
-    local = ready_at.astimezone(ZoneInfo(ctx.services.timezone))
     ctx.data.update({
         "login_id": login.id, "role": login.role, "customer_id": customer_id,
         "ready_at": ready_at.isoformat().replace("+00:00", "Z"),
-        "ready_at_local": local.strftime("%H:%M"),
+        "ready_at_local": shown_minute(ready_at, ctx.services.timezone),  # never before ready_at
     })

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from regflow import limits, sessions
+from regflow.clock import shown_minute
 from regflow.context import FlowContext
 from regflow.machines.code_steps import address_key, issue_and_count
 from regflow.records import LimitHit, Login
@@ -165,7 +166,7 @@ def login_ready(ctx: FlowContext) -> bool:
     login = _typed_login(ctx)
     if login is None:
         return False
-    ctx.params["ready_at_local"] = _local(ctx, login.ready_at)
+    ctx.params["ready_at_local"] = shown_minute(login.ready_at, ctx.services.timezone)
     return login.ready_at <= ctx.now
 
 

@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attrs
 import jinja2
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from regflow.catalog import Catalog
+from regflow.clock import shown_minute
 from regflow.screens import Action, Field, Message, Snapshot
 
 SESSION_COOKIE = "regflow_session"
@@ -254,8 +254,8 @@ def same_token(expected: str | None, given: str | None) -> bool:
 
 
 def local_time(instant: datetime, zone: str) -> str:
-    """``HH:MM`` of an instant in a time zone."""
-    return instant.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+    """``HH:MM`` of an instant in a time zone, rounded up (never earlier than the instant)."""
+    return shown_minute(instant, zone)
 
 
 def next_due(snapshot: Snapshot) -> datetime | None:

@@ -12,7 +12,7 @@ OTHER = {"customer_id": "285555", "phone": "06-5555-0000", "licenses": 2, "accou
 
 SCENARIO: dict[str, Any] = {
     "equivalent": {
-        "action-dropped:details.submit[4]:count_mismatch": (
+        "action-dropped:details.submit[5]:count_mismatch": (
             "the branch ends the flow (failed): the count it adds to is never read again"),
     },
     "flow": "registration",
@@ -32,6 +32,12 @@ SCENARIO: dict[str, Any] = {
                            "display_name": "山田 花子", "tel": "03-1234-5678"},
     },
     "witnesses": merged(code_stays("enter_code"), {
+        "seat_linked": {"true": [
+            {"at": "enter_email", "note": "the seat in use has had its registration: taro linked it",
+             "before": [{"world": "link", "email": "taro@example.jp", "account": "abcd8-01"}]},
+            {"at": "details", "note": "the seat got linked while this registration ran",
+             "before": [{"world": "link", "email": "taro@example.jp", "account": "abcd8-01"}]},
+        ]},
         "email_registered": {"true": [
             {"at": "enter_email", "data": {"email": "taro@example.jp"}},
             {"at": "details", "note": "someone registered the address meanwhile",
