@@ -7,7 +7,6 @@ in that transaction is delivered right after it commits.
 
 from __future__ import annotations
 
-import hmac
 import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,9 +37,9 @@ from regflow.exceptions import (
     FlowNotFound,
     Forbidden,
     IdempotencyKeyInvalid,
-    InvalidContext,
     TransientError,
 )
+from regflow.flow_access import FlowRef, checked_context, holds, reference
 from regflow.idempotency import remembered, replay, request_hash
 from regflow.library import FlowLibrary
 from regflow.limits import Limits
@@ -65,7 +64,6 @@ from regflow.screens import Snapshot
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
 Outcome = tuple[Snapshot, list[str]]  # the answer, and the outbox ids to deliver after commit
-FlowRef = str | Snapshot  # a flow id, or a snapshot (its id and the flow token it carries)
 
 # Mail written while a ``deferred_mail()`` block runs is delivered when the block's owner says
 # (a web request: after its response went out), not inside the call that wrote it.
@@ -179,7 +177,7 @@ class Engine:
         ``flow`` is the flow's id with its ``token``, or the last snapshot of it (which carries
         both). A wrong or missing token is ``FlowNotFound``, as for an unknown id.
         """
-        flow_id, token = _reference(flow, token)
+        flow_id, token = reference(flow, token)
         payload = dict(data or {})
         if idempotency_key is not None and not (
                 isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 255
@@ -230,7 +228,7 @@ class Engine:
     def get(self, flow: FlowRef, *, token: str | None = None,
             lang: str | None = None) -> Snapshot:
         """The flow as it is now, after applying what fell due (the token as for ``send``)."""
-        flow_id, token = _reference(flow, token)
+        flow_id, token = reference(flow, token)
         snapshot, _ = self._catch_up(flow_id, lang, token, checked=True)
         return snapshot
 
@@ -270,22 +268,13 @@ class Engine:
         return self.store.purge(self.retention.cutoffs(self.clock.now(), self.services.limits))
 
     def admin_logins(self, session: str) -> list[dict[str, Any]]:
-        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``.
-        ``sign_in_failures``: wrong passwords for the login's address, from all clients, within
-        the sign-in flow's ``lockout_window`` (what ``unlock_login`` clears)."""
+        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``; see
+        ``sessions.customer_logins``."""
         now = self.clock.now()
-        since = now - timedelta(seconds=self._lockout_window())
         with self._transaction() as tx:
             admin = sessions.require(tx, session, now, admin=True)
-            return [{
-                "id": login.id, "email": login.email, "display_name": login.display_name,
-                "account": login.account, "role": login.role, "ready": login.ready_at <= now,
-                "ready_at": login.ready_at.isoformat().replace("+00:00", "Z"),
-                "two_factor": login.two_factor,
-                "sign_in_failures": tx.limits.count(
-                    limits.SIGN_IN_FAILURE, limits.address(self.services.secret, login.email_key),
-                    None, since)[0],
-            } for login in tx.logins.of_customer(admin.customer_id)]
+            return sessions.customer_logins(tx, admin.customer_id, now, self.services.secret,
+                                             window=self._lockout_window())
 
     def _lockout_window(self) -> int:
         """The sign-in flow's ``lockout_window`` in seconds (an hour without that flow)."""
@@ -465,7 +454,7 @@ class Engine:
         token; ``FlowNotFound`` otherwise, the same answer for a wrong token as for no flow."""
         known_shape = isinstance(flow_id, str) and len(flow_id) <= 64 and flow_id.isascii()
         record = tx.flows.load(flow_id) if known_shape else None
-        if record is None or (checked and self.flow_tokens and not _holds(record, token)):
+        if record is None or (checked and self.flow_tokens and not holds(record, token)):
             raise FlowNotFound(f"no flow with id {flow_id!r}")
         if record.version not in self.flows.versions(record.flow):
             migrate(self.flows, tx, record, self.clock.now())
@@ -475,32 +464,3 @@ class Engine:
     def _save(self, tx: Transaction, record: FlowRecord, expected: int) -> None:
         if not tx.flows.update(record, expected):
             raise ConcurrentUpdate(f"flow {record.id} changed while this step ran")
-
-
-def checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -> dict[str, str]:
-    """The context a flow starts with: exactly its declared keys, non-empty strings, trimmed."""
-    definition = compiled.definition
-    given = dict(context or {})
-    for key in definition.context:
-        value = given.get(key)
-        if (not isinstance(value, str) or not value.strip() or len(value) > 128
-                or not steps.storable(value)):
-            raise InvalidContext(f"{definition.name} needs a context value {key!r}", key=key)
-    unknown = sorted(set(given) - set(definition.context))
-    if unknown:
-        raise InvalidContext(f"{definition.name} does not take context {unknown}", key=unknown[0])
-    return {k: given[k].strip() for k in definition.context}
-
-
-def _reference(flow: FlowRef, token: str | None) -> tuple[str, str | None]:
-    """The id and token a caller names a flow by: an id and ``token``, or a snapshot."""
-    if isinstance(flow, Snapshot):
-        return flow.id, token if token is not None else flow.flow_token
-    return flow, token
-
-
-def _holds(record: FlowRecord, token: str | None) -> bool:
-    """Whether ``token`` is the flow's token (compared as digests, in constant time)."""
-    if not isinstance(token, str) or not token or len(token) > 256:
-        return False
-    return hmac.compare_digest(token_digest(token), record.token_digest)

@@ -15,7 +15,9 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
+from regflow import limits
 from regflow.context import FlowContext, new_id
 from regflow.exceptions import Forbidden, NotSignedIn
 from regflow.ports import Transaction
@@ -71,3 +73,19 @@ def require(tx: Transaction, token: str | None, now: datetime, *, admin: bool) -
     if admin and login.role != "admin":
         raise Forbidden("only the customer's admin may do this")
     return login
+
+
+def customer_logins(tx: Transaction, customer_id: str, now: datetime, secret: bytes, *,
+                    window: int) -> list[dict[str, Any]]:
+    """The logins of a customer as the admin's list shows them (SPEC 2.4). ``sign_in_failures``:
+    wrong passwords for the login's address, from all clients, in the last ``window`` seconds
+    (the sign-in flow's ``lockout_window``; what ``unlock_login`` clears)."""
+    since = now - timedelta(seconds=window)
+    return [{
+        "id": login.id, "email": login.email, "display_name": login.display_name,
+        "account": login.account, "role": login.role, "ready": login.ready_at <= now,
+        "ready_at": login.ready_at.isoformat().replace("+00:00", "Z"),
+        "two_factor": login.two_factor,
+        "sign_in_failures": tx.limits.count(limits.SIGN_IN_FAILURE,
+                                            limits.address(secret, login.email_key), None, since)[0],
+    } for login in tx.logins.of_customer(customer_id)]

@@ -26,8 +26,9 @@ import attrs
 import peewee as pw
 
 from regflow import ports
-from regflow.adapters.peewee_models import build_tables, translated
-from regflow.adapters.peewee_tables import Transaction
+from regflow.adapters import peewee_tables as tables_
+from regflow.adapters.peewee_limits import Limits
+from regflow.adapters.peewee_models import Tables, build_tables, translated
 from regflow.exceptions import StoreError
 from regflow.records import Cutoffs
 
@@ -82,6 +83,19 @@ def _postgres_database(url: str) -> tuple[pw.Database, str | None]:
     if importlib.util.find_spec("psycopg") is None:
         raise StoreError("PostgreSQL stores need psycopg 3: pip install 'regflow[postgres]'")
     return pw.PostgresqlDatabase(database, prefer_psycopg3=True, **params), schema
+
+
+class Transaction:
+    """The table views handed out by ``PeeweeStore.transaction()``."""
+
+    def __init__(self, db: pw.Database, tables: Tables) -> None:
+        self.flows: ports.FlowTable = tables_.Flows(db, tables)
+        self.contracts: ports.ContractTable = tables_.Contracts(db, tables)
+        self.logins: ports.LoginTable = tables_.Logins(db, tables)
+        self.sessions: ports.SessionTable = tables_.Sessions(db, tables)
+        self.codes: ports.CodeTable = tables_.Codes(db, tables)
+        self.outbox: ports.OutboxTable = tables_.Outbox(db, tables)
+        self.limits: ports.LimitTable = Limits(db, tables)
 
 
 class PeeweeStore:

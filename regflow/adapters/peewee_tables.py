@@ -16,7 +16,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import peewee as pw
 
-from regflow import ports
 from regflow.adapters.peewee_models import (
     Tables,
     flow_values,
@@ -32,7 +31,6 @@ from regflow.records import (
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
-    LimitHit,
     Login,
     OutboxMail,
     Session,
@@ -365,55 +363,3 @@ class Outbox(_Table):
         model = self._t.outbox
         row = self._one(model.select().where(model.id == mail_id), lock=True)
         return None if row is None else record_of(OutboxMail, row, message=bytes(row.message))
-
-
-class Limits(_Table):
-    def _key(self, kind: str, subject: str, client: str | None) -> Any:
-        model = self._t.limits
-        condition = (model.kind == kind) & (model.subject == subject)
-        return condition if client is None else condition & (model.client == client)
-
-    @_guarded
-    def add(self, hit: LimitHit) -> None:
-        self._t.limits.insert(**values_of(hit)).execute()
-
-    @_guarded
-    def count(self, kind: str, subject: str, client: str | None,
-              since: datetime) -> tuple[int, datetime | None]:
-        model = self._t.limits
-        query = model.select(pw.fn.COUNT(model.id), pw.fn.MIN(model.at))
-        number, earliest = query.where(self._key(kind, subject, client) & (model.at > since)).tuples()[0]
-        if earliest is not None and not isinstance(earliest, datetime):  # peewee converts MIN(at)
-            earliest = from_micros(int(earliest))  # through the field, or leaves the integer
-        return int(number), earliest
-
-    @_guarded
-    def last(self, kind: str, subject: str, client: str) -> LimitHit | None:
-        model = self._t.limits
-        row = model.select().where(self._key(kind, subject, client)).order_by(model.at.desc()).first()
-        return None if row is None else record_of(LimitHit, row)
-
-    @_guarded
-    def clear(self, kind: str, subject: str, client: str | None = None) -> int:
-        model = self._t.limits
-        return int(model.delete().where(self._key(kind, subject, client)).execute())
-
-
-    @_guarded
-    def lock(self, subject: str) -> None:
-        if self._row_locks:  # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers
-            run: Any = self._db.execute_sql  # peewee is untyped
-            run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"regflow.limit:{subject}",))
-
-
-class Transaction:
-    """The table views handed out by ``PeeweeStore.transaction()``."""
-
-    def __init__(self, db: pw.Database, tables: Tables) -> None:
-        self.flows: ports.FlowTable = Flows(db, tables)
-        self.contracts: ports.ContractTable = Contracts(db, tables)
-        self.logins: ports.LoginTable = Logins(db, tables)
-        self.sessions: ports.SessionTable = Sessions(db, tables)
-        self.codes: ports.CodeTable = Codes(db, tables)
-        self.outbox: ports.OutboxTable = Outbox(db, tables)
-        self.limits: ports.LimitTable = Limits(db, tables)

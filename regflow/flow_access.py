@@ -1,0 +1,46 @@
+"""How a caller names a flow, proves it may act on it, and what a flow may start with: the
+flow token checked against its stored digest, references by id or by snapshot, the context."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from regflow import steps
+from regflow.compiled import CompiledFlow
+from regflow.context import token_digest
+from regflow.exceptions import InvalidContext
+from regflow.records import FlowRecord
+from regflow.screens import Snapshot
+
+FlowRef = str | Snapshot  # a flow id, or a snapshot (its id and the flow token it carries)
+
+
+def checked_context(compiled: CompiledFlow, context: Mapping[str, Any] | None) -> dict[str, str]:
+    """The context a flow starts with: exactly its declared keys, non-empty strings, trimmed."""
+    definition = compiled.definition
+    given = dict(context or {})
+    for key in definition.context:
+        value = given.get(key)
+        if (not isinstance(value, str) or not value.strip() or len(value) > 128
+                or not steps.storable(value)):
+            raise InvalidContext(f"{definition.name} needs a context value {key!r}", key=key)
+    unknown = sorted(set(given) - set(definition.context))
+    if unknown:
+        raise InvalidContext(f"{definition.name} does not take context {unknown}", key=unknown[0])
+    return {k: given[k].strip() for k in definition.context}
+
+
+def reference(flow: FlowRef, token: str | None) -> tuple[str, str | None]:
+    """The id and token a caller names a flow by: an id and ``token``, or a snapshot."""
+    if isinstance(flow, Snapshot):
+        return flow.id, token if token is not None else flow.flow_token
+    return flow, token
+
+
+def holds(record: FlowRecord, token: str | None) -> bool:
+    """Whether ``token`` is the flow's token (compared as digests, in constant time)."""
+    if not isinstance(token, str) or not token or len(token) > 256:
+        return False
+    return hmac.compare_digest(token_digest(token), record.token_digest)
