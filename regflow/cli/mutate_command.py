@@ -18,24 +18,16 @@ from typing import Any
 import click
 
 from regflow.cli.base import CommandFailed, main
-from regflow.cli.paths_command import registry_option
+from regflow.cli.flow_options import flow_options, flow_under_test
 from regflow.exceptions import DefinitionError
 from regflow.loader import read_source
-from regflow.machines import BUILTIN_FLOWS
 from regflow.testing import approval, mutants, mutation
-from regflow.testing.engines import flow_source
-from regflow.testing.scenario import ScenarioError, builtin_scenario, load_scenario
+from regflow.testing.scenario import ScenarioError
 
 
 @main.command("mutate")
 @click.argument("flow")
-@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Witnesses and world (TOML/YAML/JSON); built in for the built-in flows.")
-@click.option("--registry", metavar="MODULE:ATTR",
-              help="A regflow.Registry with the flow's own guards and actions (else the scenario's).")
-@click.option("--approved", type=click.Path(dir_okay=False, path_type=Path),
-              help="The approved file (default: shipped for the built-in flows, else "
-                   "DEFINITION.approved.json beside the definition file).")
+@flow_options
 @click.option("--equivalent", "equivalent_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Mutants declared equivalent: a TOML/YAML/JSON table of mutant id = reason "
                    "(added to the scenario's 'equivalent' table).")
@@ -57,18 +49,14 @@ def mutate(flow: str, scenario: Path | None, registry: str | None, approved: Pat
     survivors (id and what changed), the counts of killed, survived, equivalent (declared, with
     a reason) and invalid (not loadable) mutants, and the score, killed / (killed + survived)."""
     del db, mail
-    if flow not in BUILTIN_FLOWS and scenario is None:
-        raise CommandFailed("scenario_invalid", f"{flow} is not a built-in flow: give its --scenario FILE")
-    names = registry_option(registry, scenario)
     kinds = [k.strip() for part in only for k in part.split(",") if k.strip()]
     unknown = [k for k in kinds if k.split(":")[0] not in {*mutants.DEFINITION_KINDS, "registry"}]
     if unknown:
         raise CommandFailed("usage", f"--only {', '.join(unknown)}: a kind is one of "
                                      f"{', '.join((*mutants.DEFINITION_KINDS, *mutants.REGISTRY_KINDS))}")
     try:
-        loaded = load_scenario(scenario) if scenario is not None else builtin_scenario(flow)
-        target = flow if flow in BUILTIN_FLOWS else Path(flow)
-        source = flow_source(target, names if names is not None else loaded.load_registry())
+        chosen = flow_under_test(flow, scenario, registry)
+        loaded, source = chosen.scenario, chosen.source
     except (DefinitionError, ScenarioError) as exc:
         for fault in exc.faults:
             click.echo(fault, err=True)

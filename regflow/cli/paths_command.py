@@ -9,30 +9,23 @@ from pathlib import Path
 import click
 
 from regflow.cli.base import CommandFailed, main
+from regflow.cli.flow_options import flow_options, flow_under_test
 from regflow.exceptions import DefinitionError
-from regflow.machines import BUILTIN_FLOWS
-from regflow.registry import Registry
 from regflow.testing import approval
-from regflow.testing.engines import FlowSource, flow_source
+from regflow.testing.engines import FlowSource
 from regflow.testing.paths import generate_paths
-from regflow.testing.scenario import Scenario, ScenarioError, builtin_scenario, load_registry, load_scenario
+from regflow.testing.scenario import Scenario, ScenarioError
 
 
 @main.command("paths")
 @click.argument("flow")
-@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Witnesses and world (TOML/YAML/JSON); built in for the built-in flows.")
-@click.option("--registry", metavar="MODULE:ATTR",
-              help="A regflow.Registry with the flow's own guards and actions (else the scenario's).")
+@flow_options
 @click.option("--summary", is_flag=True, help="Print only the coverage line.")
 @click.option("--approve", is_flag=True,
               help="Replay the paths and write their observable outcomes as the approved paths.")
 @click.option("--check", "strict", is_flag=True,
               help="Replay the approved paths; exit 1 on any difference, or on items of the "
                    "definition they do not reach (or reach no more).")
-@click.option("--approved", type=click.Path(dir_okay=False, path_type=Path),
-              help="The approved file (default: shipped for the built-in flows, else "
-                   "DEFINITION.approved.json beside the definition file).")
 @click.option("--db", hidden=True, help="Accepted like every command; paths run on a private memory engine.")
 @click.option("--mail", hidden=True, help="Accepted like every command; unused.")
 def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool, approve: bool,
@@ -43,18 +36,13 @@ def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool,
     del db, mail
     if approve and strict:
         raise CommandFailed("usage", "--approve and --check: one at a time")
-    if flow not in BUILTIN_FLOWS and scenario is None:
-        raise CommandFailed("scenario_invalid", f"{flow} is not a built-in flow: give its --scenario FILE")
-    names = registry_option(registry, scenario)
     try:
-        loaded = load_scenario(scenario) if scenario is not None else builtin_scenario(flow)
-        target = flow if flow in BUILTIN_FLOWS else Path(flow)
-        source = flow_source(target, names if names is not None else loaded.load_registry())
-        file = approval.approved_file(source, approved)
+        chosen = flow_under_test(flow, scenario, registry)
+        file = approval.approved_file(chosen.source, approved)
         if strict:
-            _check(source, loaded, file)
+            _check(chosen.source, chosen.scenario, file)
             return
-        found = generate_paths(target, loaded, registry=names)
+        found = generate_paths(chosen.target, chosen.scenario, registry=chosen.names)
     except (DefinitionError, ScenarioError) as exc:
         for fault in exc.faults:
             click.echo(fault, err=True)
@@ -73,17 +61,6 @@ def paths(flow: str, scenario: Path | None, registry: str | None, summary: bool,
     else:
         click.echo(found.to_json())
         click.echo(line, err=True)
-
-
-def registry_option(registry: str | None, scenario: Path | None) -> Registry | None:
-    """The Registry a ``--registry MODULE:ATTR`` option names (a module file in the current
-    folder or next to the scenario, or any importable module), or None without the option."""
-    if not registry:
-        return None
-    try:
-        return load_registry(registry, Path.cwd(), scenario.resolve().parent if scenario else None)
-    except ImportError as exc:
-        raise CommandFailed("scenario_invalid", f"--registry {registry}: {exc}") from exc
 
 
 def _check(source: FlowSource, scenario: Scenario, file: Path) -> None:
