@@ -105,3 +105,30 @@ def test_purge_command_reports_what_went(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ("purged 0 flows, 0 codes, 0 sessions, 0 mail, 0 idempotency, "
                                    "0 limits, 0 journal")
+
+
+def test_a_worker_on_a_database_beyond_this_machine_needs_a_secret() -> None:
+    """``regflow worker`` on a PostgreSQL host other than loopback refuses to start without
+    REGFLOW_SECRET, before it connects to anything (one line, exit 2)."""
+    done = _run("worker", "--once", "--db", "postgresql://regflow@db.example/regflow", secret=None)
+    assert done.returncode == 2
+    assert done.stderr.startswith("regflow: secret_required: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_logs_name_flows_by_ref_not_by_id(make_engine: EngineFactory,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The journal and security logs carry ``flow_ref`` (a one-way digest of the id), never the
+    flow id itself: a log shipped elsewhere names no flow to the API."""
+    import logging
+
+    from regflow.audit import flow_ref
+
+    engine = make_engine()
+    with caplog.at_level(logging.DEBUG, logger="regflow"):
+        started = engine.start("sign_in", {"account": "abcd8-01"})
+        engine.send(started, "submit", {"email": TARO, "password": "Wrong-pass-1"})
+    records = [r for r in caplog.records if r.name in ("regflow.journal", "regflow.security")]
+    assert records
+    assert all(started.id not in r.getMessage() and started.id not in str(r.__dict__) for r in records)
+    assert {r.regflow["flow_ref"] for r in records} == {flow_ref(started.id)}  # type: ignore[attr-defined]
