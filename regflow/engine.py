@@ -14,8 +14,6 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import attrs
-
 from regflow import audit, limits, sessions, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
@@ -26,20 +24,16 @@ from regflow.context import (
     derived_token,
     new_id,
     new_token,
-    token_digest,
 )
 from regflow.contracts import StoreContracts
 from regflow.definition import RetryPolicy, Setting
 from regflow.exceptions import (
     ConcurrentUpdate,
-    EventNotAllowed,
-    FlowGone,
     FlowNotFound,
-    Forbidden,
     IdempotencyKeyInvalid,
     TransientError,
 )
-from regflow.flow_access import FlowRef, checked_context, holds, reference
+from regflow.flow_access import FlowRef, checked_context, holds, reference, refusal
 from regflow.idempotency import remembered, replay, request_hash
 from regflow.library import FlowLibrary
 from regflow.limits import Limits
@@ -54,7 +48,7 @@ from regflow.ports import (
     Store,
     Transaction,
 )
-from regflow.presenter import present
+from regflow.presenter import answer
 from regflow.provisioning import NoProvisioner
 from regflow.records import FlowRecord, IdempotencyRecord, JournalEntry
 from regflow.retention import Retention
@@ -160,9 +154,9 @@ class Engine:
             now = self.clock.now()
             with self._transaction() as tx:
                 who = self._client(tx, now, client, "start", self.services.limits.starts)
-                record, ctx = self._create(tx, compiled, checked, now, lang, actor, session,
+                record, ctx = steps.create(self.services, tx, compiled, checked, now, lang, actor, session,
                                            token=new_token(), client=who)
-                return self._present(compiled, ctx, record, lang), ctx.mails
+                return answer(self.services, compiled, ctx, record, lang), ctx.mails
 
         snapshot, mails = self._retry(compiled.definition.retry["default"], once)
         self._after_commit(mails)
@@ -203,12 +197,12 @@ class Engine:
                 due = steps.apply_due(compiled, record, tx, self.services, now)
                 ctx = steps.context(compiled, record, tx, self.services, now, event, actor)
                 ctx.flow_token, ctx.client = token, who
-                failure = self._refusal(compiled, ctx, session)
+                failure = refusal(compiled, ctx, session)
                 if failure is None:
                     self._step(compiled, ctx, payload, exhausted, policy)
                 if failure is None or due:  # a refusal still keeps what the timers did
                     self._save(tx, record, expected)
-                snapshot = self._present(compiled, ctx, record, lang)
+                snapshot = answer(self.services, compiled, ctx, record, lang)
                 if failure is None and idempotency_key and not exhausted:
                     tx.flows.remember(IdempotencyRecord(
                         flow_id=flow_id, key=idempotency_key, request_hash=request,
@@ -297,57 +291,6 @@ class Engine:
 
     # ---- steps -------------------------------------------------------------------------------
 
-    def _create(self, tx: Transaction, compiled: CompiledFlow, context: dict[str, str],
-                now: datetime, lang: str | None, actor: str, session: str | None, *,
-                token: str, client: str, flow_id: str | None = None,
-                **private: Any) -> tuple[FlowRecord, FlowContext]:
-        """A new flow record in ``tx``: its initial state entered, its journal begun."""
-        definition = compiled.definition
-        record = FlowRecord(
-            id=flow_id or new_id(), flow=definition.name, version=definition.version,
-            state=definition.initial,
-            status="active", data={**context, "_lang": lang or "ja",
-                                   **{f"_{k}": v for k, v in private.items()}},
-            timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
-            created_at=now, updated_at=now, token_digest=token_digest(token),
-        )
-        ctx = steps.context(compiled, record, tx, self.services, now, "start", actor)
-        ctx.flow_token, ctx.client = token, client
-        if definition.auth != "none":
-            login = sessions.require(tx, session, now, admin=definition.auth == "admin")
-            if "target" in context:
-                target = tx.logins.get(context["target"])
-                if target is None or target.customer_id != login.customer_id:
-                    raise Forbidden("the target login is not one of your customer's")
-            record.data["_actor"] = ctx.actor = login.id
-            ctx.actor_login = login
-        steps.enter(compiled, ctx, definition.initial)
-        record.data["_messages"] = ctx.messages
-        steps.journal(ctx, "", steps.outcome(ctx))
-        tx.flows.insert(record)
-        return record, ctx
-
-    def _refusal(self, compiled: CompiledFlow, ctx: FlowContext,
-                 session: str | None) -> Exception | None:
-        """Why the event cannot be applied at all (gone, not allowed, not yours), or None."""
-        record = ctx.flow
-        if record.status != "active":
-            return FlowGone(record.id, record.status)
-        definition = compiled.definition
-        if definition.auth != "none":
-            try:
-                login = sessions.require(ctx.tx, session, ctx.now, admin=definition.auth == "admin")
-            except Forbidden as exc:
-                return exc
-            if login.id != record.data.get("_actor"):
-                return Forbidden("this flow was started by another login")
-            ctx.actor, ctx.actor_login = login.id, login
-        state = definition.states[record.state]
-        allowed = [e for e in state.user_events if e not in steps.withheld(compiled, ctx)]
-        if ctx.event not in allowed:
-            return EventNotAllowed(ctx.event, record.state, allowed)
-        return None
-
     def _step(self, compiled: CompiledFlow, ctx: FlowContext, payload: dict[str, Any],
               exhausted: list[TransientError], policy: list[RetryPolicy]) -> None:
         """Apply the event (or, retries spent, only say so), then hand over if asked."""
@@ -372,8 +315,8 @@ class Engine:
             name, context = ctx.continue_with
             target = self.compiled(name)
             new_flow_id = new_id()
-            new, new_ctx = self._create(
-                ctx.tx, target, checked_context(target, context), ctx.now,
+            new, new_ctx = steps.create(
+                self.services, ctx.tx, target, checked_context(target, context), ctx.now,
                 str(record.data.get("_lang")), ctx.actor, None, came_from=record.id,
                 flow_id=new_flow_id, client=ctx.client,
                 token=derived_token(ctx.flow_token, new_flow_id) if ctx.flow_token else new_token())
@@ -381,20 +324,6 @@ class Engine:
             ctx.mails += new_ctx.mails
             ctx.continue_with = None
             ctx.handed_over = (target, new, new_ctx.flow_token)
-
-    def _present(self, compiled: CompiledFlow, ctx: FlowContext, record: FlowRecord,
-                 lang: str | None) -> Snapshot:
-        """The answer: the flow's snapshot (or, after a hand-over, the new flow's)."""
-        if ctx.handed_over is not None:
-            target, new, new_token_ = ctx.handed_over
-            new_ctx = steps.context(target, new, ctx.tx, self.services, ctx.now, "", ctx.actor)
-            snapshot = present(target, new, lang, withheld=steps.withheld(target, new_ctx))
-            return attrs.evolve(snapshot, continue_with={"flow": new.flow, "id": new.id},
-                                flow_token=new_token_)
-        snapshot = present(compiled, record, lang, session=ctx.session_token,
-                           withheld=steps.withheld(compiled, ctx) if record.status == "active"
-                           else frozenset())
-        return attrs.evolve(snapshot, flow_token=ctx.flow_token) if ctx.flow_token else snapshot
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -411,7 +340,7 @@ class Engine:
                     self._save(tx, record, expected)
                 ctx = steps.context(compiled, record, tx, self.services, now, "", "timer")
                 ctx.flow_token = token if checked else None
-                return (self._present(compiled, ctx, record, lang), changed), []
+                return (answer(self.services, compiled, ctx, record, lang), changed), []
 
         result, _ = self._retry(RetryPolicy(), once)
         return result

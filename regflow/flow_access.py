@@ -7,10 +7,10 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from regflow import steps
+from regflow import sessions, steps
 from regflow.compiled import CompiledFlow
-from regflow.context import token_digest
-from regflow.exceptions import InvalidContext
+from regflow.context import FlowContext, token_digest
+from regflow.exceptions import EventNotAllowed, FlowGone, Forbidden, InvalidContext
 from regflow.records import FlowRecord
 from regflow.screens import Snapshot
 
@@ -44,3 +44,24 @@ def holds(record: FlowRecord, token: str | None) -> bool:
     if not isinstance(token, str) or not token or len(token) > 256:
         return False
     return hmac.compare_digest(token_digest(token), record.token_digest)
+
+
+def refusal(compiled: CompiledFlow, ctx: FlowContext, session: str | None) -> Exception | None:
+    """Why the event cannot be applied at all (gone, not allowed, not yours), or None."""
+    record = ctx.flow
+    if record.status != "active":
+        return FlowGone(record.id, record.status)
+    definition = compiled.definition
+    if definition.auth != "none":
+        try:
+            login = sessions.require(ctx.tx, session, ctx.now, admin=definition.auth == "admin")
+        except Forbidden as exc:
+            return exc
+        if login.id != record.data.get("_actor"):
+            return Forbidden("this flow was started by another login")
+        ctx.actor, ctx.actor_login = login.id, login
+    state = definition.states[record.state]
+    allowed = [e for e in state.user_events if e not in steps.withheld(compiled, ctx)]
+    if ctx.event not in allowed:
+        return EventNotAllowed(ctx.event, record.state, allowed)
+    return None

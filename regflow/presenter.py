@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
+from regflow import steps
 from regflow.catalog import Catalog
 from regflow.compiled import CompiledFlow
+from regflow.context import FlowContext, Services
 from regflow.definition import ScreenDef
 from regflow.records import FlowRecord
 from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
@@ -66,3 +70,19 @@ def present(compiled: CompiledFlow, flow: FlowRecord, lang: str | None = None,
 def public_data(flow: FlowRecord) -> dict[str, Any]:
     """What texts may mention: the flow's data without its private (``_``) keys."""
     return {k: v for k, v in flow.data.items() if not k.startswith("_")}
+
+
+def answer(services: Services, compiled: CompiledFlow, ctx: FlowContext, record: FlowRecord,
+           lang: str | None) -> Snapshot:
+    """The answer to a call: the flow's snapshot with the caller's flow token (or, after a
+    hand-over, the new flow's snapshot with its token)."""
+    if ctx.handed_over is not None:
+        target, new, new_token_ = ctx.handed_over
+        new_ctx = steps.context(target, new, ctx.tx, services, ctx.now, "", ctx.actor)
+        snapshot = present(target, new, lang, withheld=steps.withheld(target, new_ctx))
+        return attrs.evolve(snapshot, continue_with={"flow": new.flow, "id": new.id},
+                            flow_token=new_token_)
+    snapshot = present(compiled, record, lang, session=ctx.session_token,
+                       withheld=steps.withheld(compiled, ctx) if record.status == "active"
+                       else frozenset())
+    return attrs.evolve(snapshot, flow_token=ctx.flow_token) if ctx.flow_token else snapshot

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from regflow import audit
+from regflow import audit, sessions
 from regflow.compiled import CompiledFlow
-from regflow.context import FlowContext, Services
+from regflow.context import FlowContext, Services, new_id, token_digest
 from regflow.definition import ScreenDef, TransitionDef
+from regflow.exceptions import Forbidden
 from regflow.ports import Transaction
 from regflow.records import FlowRecord, JournalEntry
 from regflow.validation import Invalid
@@ -197,3 +198,35 @@ def withheld(compiled: CompiledFlow, ctx: FlowContext) -> frozenset[str]:
     guards = compiled.registry.guards
     return frozenset(a.event for a in screen.actions
                      if a.when is not None and not guards[a.when](ctx))
+
+
+def create(services: Services, tx: Transaction, compiled: CompiledFlow, values: dict[str, str],
+            now: datetime, lang: str | None, actor: str, session: str | None, *,
+            token: str, client: str, flow_id: str | None = None,
+            **private: Any) -> tuple[FlowRecord, FlowContext]:
+    """A new flow record in ``tx``: its initial state entered, its journal begun; for flows
+    with ``auth``, the session's login as actor (and a ``target`` of its own customer only)."""
+    definition = compiled.definition
+    record = FlowRecord(
+        id=flow_id or new_id(), flow=definition.name, version=definition.version,
+        state=definition.initial,
+        status="active", data={**values, "_lang": lang or "ja",
+                               **{f"_{k}": v for k, v in private.items()}},
+        timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
+        created_at=now, updated_at=now, token_digest=token_digest(token),
+    )
+    ctx = context(compiled, record, tx, services, now, "start", actor)
+    ctx.flow_token, ctx.client = token, client
+    if definition.auth != "none":
+        login = sessions.require(tx, session, now, admin=definition.auth == "admin")
+        if "target" in values:
+            target = tx.logins.get(values["target"])
+            if target is None or target.customer_id != login.customer_id:
+                raise Forbidden("the target login is not one of your customer's")
+        record.data["_actor"] = ctx.actor = login.id
+        ctx.actor_login = login
+    enter(compiled, ctx, definition.initial)
+    record.data["_messages"] = ctx.messages
+    journal(ctx, "", outcome(ctx))
+    tx.flows.insert(record)
+    return record, ctx
