@@ -45,6 +45,7 @@ def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
     ``X-Forwarded-*`` headers are believed, so cookies are marked Secure under HTTPS.
     """
     from regflow.web.api import api
+    from regflow.web.manual import manual
     from regflow.web.pages import pages
 
     app = Flask("regflow.web", template_folder="../templates/web", static_folder=None)
@@ -68,6 +69,7 @@ def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(manual)
     app.after_request(_security_headers)
     return app
 
