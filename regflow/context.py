@@ -45,6 +45,20 @@ class Services:
     dummy_hash: str | None = None  # verified for unknown addresses, so they cost the same
 
 
+@attrs.frozen
+class HandOver:
+    """A hand-over asked for by an action: start ``flow`` with ``context``, its first screen
+    showing ``form`` (non-secret values) filled in; with ``event``, send it to the new flow at
+    once with ``data`` (e.g. the credentials typed on this screen), in the same transaction, so
+    that what was typed is used and never stored."""
+
+    flow: str
+    context: dict[str, str]
+    form: dict[str, str] = attrs.field(factory=dict)
+    event: str | None = None
+    data: dict[str, Any] = attrs.field(factory=dict)
+
+
 @attrs.define
 class FlowContext:
     """One step of one flow: its record, the submitted input, the time, and the transaction.
@@ -72,10 +86,12 @@ class FlowContext:
     session_token: str | None = None  # that session's token, for this answer only
     flow_token: str | None = None  # the flow's token as the caller presented it (never stored)
     client: str = ""  # the caller's client, as a keyed digest ("" in-process)
-    continue_with: tuple[str, dict[str, str]] | None = None  # hand over to this flow + context
-    handed_over: tuple[CompiledFlow, FlowRecord, str | None] | None = None  # the flow handed
-    #   over to, with its token
+    continue_with: HandOver | None = None  # asked for by ``hand_over``
+    handed_over: tuple[CompiledFlow, FlowRecord, str | None, str | None] | None = None  # the
+    #   flow handed over to, with its token and the token of a session its first step opened
     retry: str = "default"  # the retry policy of the branch being run
+    kept: dict[str, str] = attrs.field(factory=dict)  # password hashes kept from a spent try,
+    #   used for the fields left empty (see regflow.kept_secrets)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -94,6 +110,21 @@ class FlowContext:
     def seconds(self, name: str) -> int:
         """A duration setting in seconds."""
         return self.definition.seconds(f"@{name}")
+
+    def password_hash(self, name: str) -> str:
+        """The hash of a password field: of what was typed, else the one kept when a try of
+        this step failed for a passing reason (``regflow.kept_secrets``)."""
+        if name in self.input:
+            return self.services.hasher.hash(str(self.input[name]))
+        return self.kept[name]
+
+    def hand_over(self, flow: str, context: Mapping[str, str], *,
+                  form: Mapping[str, str] | None = None, event: str | None = None,
+                  data: Mapping[str, Any] | None = None) -> None:
+        """End this step by handing over to a new ``flow`` (see ``HandOver``); the answer is
+        the new flow's snapshot, ``continue_with`` names it."""
+        self.continue_with = HandOver(flow, dict(context), dict(form or {}), event,
+                                      dict(data or {}))
 
     def say(self, message_id: str, *, level: str = "error", field: str | None = None,
             **params: Any) -> None:

@@ -47,8 +47,9 @@ def replay(prior: IdempotencyRecord, request: str, flow_token: str | None) -> Sn
     response = dict(prior.response)
     session_id = response.pop("session_id", None)
     if flow_token:
-        if isinstance(session_id, str):
-            response["session"] = sessions.token_of(flow_token, session_id)
-        response["flow_token"] = (flow_token if response["id"] == prior.flow_id
-                                  else derived_token(flow_token, str(response["id"])))
+        answered = (flow_token if response["id"] == prior.flow_id
+                    else derived_token(flow_token, str(response["id"])))
+        if isinstance(session_id, str):  # opened by the flow answered (a hand-over's, maybe)
+            response["session"] = sessions.token_of(answered, session_id)
+        response["flow_token"] = answered
     return Snapshot.from_dict(response)

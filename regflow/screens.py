@@ -46,12 +46,15 @@ class Field:
     value: Any = None
     constraints: dict[str, Any] = attrs.field(factory=dict)
     autocomplete: str | None = None
+    kept: bool = False  # a password kept (as a hash) from a try that failed for a passing
+    #   reason: leave it empty to use it again (then not required)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
         return {"name": self.name, "type": self.type, "label": self.label,
                 "required": self.required, "value": self.value,
-                "constraints": dict(self.constraints), "autocomplete": self.autocomplete}
+                "constraints": dict(self.constraints), "autocomplete": self.autocomplete,
+                "kept": self.kept}
 
 
 @attrs.frozen

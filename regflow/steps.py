@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from regflow import audit, sessions
+from regflow import audit, kept_secrets, sessions
 from regflow.compiled import CompiledFlow
 from regflow.context import FlowContext, Services, new_id, token_digest
 from regflow.definition import ScreenDef, TransitionDef
@@ -35,6 +35,7 @@ def enter(compiled: CompiledFlow, ctx: FlowContext, target: str) -> None:
     state = definition.states[target]
     flow.state = target
     flow.data.pop("_form", None)
+    flow.data.pop(kept_secrets.KEY, None)
     flow.timers = sorted(
         ((t.event, ctx.now + timedelta(seconds=definition.seconds(t.after))) for t in state.after),
         key=lambda pair: pair[1],
@@ -109,17 +110,42 @@ def keep_form(compiled: CompiledFlow, flow: FlowRecord, screen: ScreenDef,
     }
 
 
+def keep_passwords(compiled: CompiledFlow, ctx: FlowContext, screen: ScreenDef,
+                   data: dict[str, Any]) -> None:
+    """The step's retries are spent: if its data still validates (silently), keep its passwords
+    as hashes for a press of 次へ again (``regflow.kept_secrets``)."""
+    if not next((a.validates for a in screen.actions if a.event == ctx.event), False):
+        return
+    said, ctx.messages = ctx.messages, []
+    ctx.raw = {name: data[name] for name in screen.fields if name in data}
+    try:
+        clean = validate(compiled, ctx, screen, data)
+        failed = bool(ctx.messages)
+    finally:
+        ctx.messages = said
+    if not failed:
+        kept_secrets.keep(compiled, ctx, screen, data, clean)
+
+
+def prefill(compiled: CompiledFlow, flow: FlowRecord, values: dict[str, Any]) -> None:
+    """Show ``values`` filled in on the flow's current screen (secret fields never)."""
+    screen = compiled.definition.states[flow.state].screen
+    if screen is not None:
+        keep_form(compiled, flow, screen, values)
+
+
 def validate(compiled: CompiledFlow, ctx: FlowContext, screen: ScreenDef,
              data: dict[str, Any]) -> dict[str, Any]:
     """Check and normalise the screen's fields in order; errors become messages next to them."""
     clean: dict[str, Any] = {}
     fields = compiled.definition.fields
     validators = compiled.registry.validators
+    ctx.kept = kept_secrets.usable(compiled, ctx, screen, data)
     for name in screen.fields:
         field = fields[name]
         raw = data.get(name)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if field.required:
+            if field.required and name not in ctx.kept:
                 ctx.say("field_required", field=name)
             continue
         if field.type == "boolean":

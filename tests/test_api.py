@@ -625,6 +625,56 @@ def test_a_hand_over_answers_the_new_flows_token(api: Api) -> None:
     assert (old.status, old.json["status"]) == (200, "completed")
 
 
+def test_the_registered_address_signs_in_over_the_api(
+        api: Api, engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
+    """Issue 12: email_taken takes the password (current_password) and answers a sign-in flow of
+    the seat (its own token, continue_with) at the link prompt; OK signs in with a session the
+    new flow's token opens. The registration ended handed_over."""
+    assert register(api, engine, "abcd8-01", TARO)["state"] == "provisioning"
+    frozen.tick(timedelta(minutes=10))
+    reg = api.start("registration", {"account": "abcd8-02"}).json
+    taken = api.event(reg["id"], "submit", {"email": TARO}).json
+    assert taken["state"] == "email_taken"
+    assert [(f["name"], f["type"]) for f in taken["screen"]["fields"]] == [("current_password", "password")]
+    answer = api.event(reg["id"], "submit", {"current_password": PASSWORD})
+    prompt = answer.json
+    assert (answer.status, prompt["flow"], prompt["state"]) == (200, "sign_in", "link_prompt")
+    assert prompt["continue_with"] == {"flow": "sign_in", "id": prompt["id"]}
+    assert prompt["flow_token"] not in (None, reg["flow_token"])
+    done = api.event(prompt["id"], "submit").json
+    assert (done["state"], done["status"]) == ("signed_in", "completed")
+    assert api.send("GET", "/api/admin/logins", headers=bearer(done["session"])).status == 200
+    old = api.get(reg["id"]).json
+    assert (old["state"], old["status"], old["continue_with"]["id"]) == (
+        "handed_over", "completed", prompt["id"])
+
+
+def test_press_next_again_over_the_api(api: Api, engine: regflow.Engine) -> None:
+    """Issue 12 (FAQ 12): retries spent → 422 with transient_error and the password fields
+    kept (required false); the same event without them completes (201 → 200 provisioning)."""
+    failing = [True]
+
+    class Directory:
+        def provision(self, login: Any, *, key: str) -> None:
+            if failing[0]:
+                raise regflow.TransientError("directory unavailable")
+
+    engine.services.provisioner = Directory()
+    reg = api.start("registration", {"account": "abcd8-01"}).json
+    api.event(reg["id"], "submit", {"email": TARO})
+    assert api.event(reg["id"], "submit", {"code": last_code(engine)}).json["state"] == "details"
+    spent = api.event(reg["id"], "submit", details())
+    assert spent.status == 422
+    assert [m["id"] for m in spent.json["screen"]["messages"]] == ["transient_error"]
+    fields = {f["name"]: (f["required"], f["kept"]) for f in spent.json["screen"]["fields"]}
+    assert fields["password"] == fields["password_confirm"] == (False, True)
+    assert fields["tel"] == (True, False)
+    failing[0] = False
+    again = api.event(reg["id"], "submit", {k: v for k, v in details().items()
+                                             if not k.startswith("password")})
+    assert (again.status, again.json["state"]) == (200, "provisioning")
+
+
 def test_the_sixth_code_mail_to_one_address_in_15_minutes_is_429(
         api: Api, engine: regflow.Engine, frozen: FrozenDateTimeFactory) -> None:
     """SPEC 5: at most 5 code mails per address in 15 minutes, across flows. The sixth

@@ -263,36 +263,81 @@ def test_registration_in_japanese(page: Page, engine: regflow.Engine) -> None:
     details(PASSWORD, "２８１２３４", moves_on=True)
     heading(page, "確認")
 
-    expect(page.locator("p.text")).to_contain_text("（09:10 以降に）サインインしてください")
-    expect(page.locator("p.wait")).to_contain_text("次の自動処理は 09:10（Asia/Tokyo）の予定です。")
-    expect(page.locator("form[method=post]")).to_have_count(0)  # nothing to press: it waits
+    expect(page.locator("p.text")).to_have_text(  # the guide's dialog (⑦), then the exact time
+        "アカウントの設定をしています。10分ほどしたらメニュー右上からログインしてください"
+        "（09:10 以降にログインできます）。")
+    expect(page.locator("body")).not_to_contain_text("次の自動処理")
+    expect(page.get_by_role("button")).to_have_text(["OK"])
     shot(page, "registration-provisioning")
     attempt = engine.start("sign_in", {"account": SEAT})
     attempt = engine.send(attempt, "submit", {"email": EMAIL, "password": PASSWORD})
     assert [m.id for m in attempt.screen.messages] == ["not_ready"]  # the login exists, not yet ready
 
 
-def test_provisioning_wait_ends_at_ten_minutes(page: Page, engine: regflow.Engine,
-                                               clock: regflow.ManualClock) -> None:
-    """9:59 after: still 確認 (and a 1 s refresh); one more second: the page turns to 完了 by itself."""
+def test_provisioning_ok_opens_sign_in_and_the_registration_ends_by_itself(
+        page: Page, engine: regflow.Engine, clock: regflow.ManualClock) -> None:
+    """⑦'s OK: the sign-in screen of the seat, the address filled in; before 09:10 not yet. The
+    registration's own page, looked at again at 09:10, says it is complete."""
     launch(page)  # the seat this browser was opened for (the sign-in link at the end)
     snap = register(engine, SEAT, EMAIL)
     open_flow(page, snap)
     heading(page, "確認")
+    registration = page.url
+    press(page, "OK")
+    heading(page, "サインイン")
+    expect(field(page, "email")).to_have_value(EMAIL)
     clock.advance(PROVISIONING - 1)
-    page.reload()
-    heading(page, "確認")
-    expect(page.locator("meta[http-equiv=refresh]")).to_have_attribute("content", "1")
-    expect(page.locator("p.wait")).to_contain_text("1 秒後に自動的に更新されます")
-    shot(page, "registration-provisioning-last_second")
+    field(page, "password").fill(PASSWORD)
+    press(page, "サインイン")
+    expect(page.locator("p.msg.error")).to_have_text(
+        "アカウントの設定中です。09:10 以降にサインインしてください。")
     clock.advance(1)
-    expect(page.locator("h1")).to_have_text("アカウント登録が完了しました")  # the meta refresh
-    expect(page.locator("meta[http-equiv=refresh]")).to_have_count(0)
+    page.goto(registration)
+    heading(page, "アカウント登録が完了しました")
     expect(page.locator("p.text")).to_contain_text("09:10 からサインインできます")
     shot(page, "registration-ready")
     click(page, page.get_by_role("link", name="サインイン画面へ"))
     heading(page, "サインイン")
     assert "/flows/" in page.url
+
+
+def test_next_again_after_a_passing_failure(page: Page, engine: regflow.Engine) -> None:
+    """FAQ 12: the directory fails until the retries are spent: the message, the other fields
+    filled in, the password fields empty and not required; 次へ on that page completes."""
+    directory = _DirectoryDown()
+    engine.services.provisioner = directory
+    open_flow(page, to_details(engine, EMAIL, SEAT))
+    heading(page, "詳細の追加")
+    field(page, "password").fill(PASSWORD)
+    field(page, "password_confirm").fill(PASSWORD)
+    field(page, "customer_id").fill("281234")
+    field(page, "display_name").fill(DISPLAY_NAME)
+    field(page, "tel").fill("03-1234-5678")
+    press(page, "次へ")
+    heading(page, "詳細の追加")
+    expect(page.locator("p.msg.error")).to_have_text(
+        "問題が発生しました。もう一度「次へ」をクリックしてください。")
+    for name in ("password", "password_confirm"):
+        expect(field(page, name)).not_to_have_attribute("required", "")
+        expect(field(page, name)).to_have_value("")
+    expect(field(page, "customer_id")).to_have_value("281234")
+    expect(page.locator("#f-password-hint")).to_have_text(
+        "入力したパスワードを保持しています。変更しない場合は空欄のまま「次へ」をクリックしてください。")
+    shot(page, "registration-details-kept")
+    directory.down = False
+    press(page, "次へ")
+    heading(page, "確認")
+
+
+class _DirectoryDown:
+    """A Provisioner whose directory is down (a transient error) while ``down``."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def provision(self, login: Any, *, key: str) -> None:
+        if self.down:
+            raise regflow.TransientError("directory unavailable")
 
 
 def test_first_sign_in_links_the_seat_and_sets_a_strict_cookie(page: Page, engine: regflow.Engine,
@@ -313,7 +358,7 @@ def test_first_sign_in_links_the_seat_and_sets_a_strict_cookie(page: Page, engin
     expect(field(page, "email")).to_have_value(EMAIL)
     press(page, "サインイン")
     heading(page, "確認")
-    expect(page.locator("p.text")).to_contain_text("アカウントとASPユーザーの紐づけが必要です。")
+    expect(page.locator("p.text")).to_contain_text("アカウントと ASP ユーザーの紐づけが必要です。")
     expect(page.locator("p.text")).to_contain_text("abcd8-01")
     assert session_cookie(page) is None  # not signed in before OK
     shot(page, "sign_in-link_prompt")
@@ -441,7 +486,7 @@ def test_keyboard_reaches_the_fields_and_enter_signs_in(page: Page, engine: regf
     with page.expect_navigation():
         page.keyboard.press("Enter")
     heading(page, "確認")  # the link prompt: the credentials were submitted, not 作成
-    expect(page.locator("p.text")).to_contain_text("アカウントとASPユーザーの紐づけが必要です。")
+    expect(page.locator("p.text")).to_contain_text("アカウントと ASP ユーザーの紐づけが必要です。")
 
 
 def test_email_already_registered(page: Page, engine: regflow.Engine) -> None:
@@ -453,8 +498,11 @@ def test_email_already_registered(page: Page, engine: regflow.Engine) -> None:
     press(page, "次へ")
     heading(page, "パスワードの入力")
     expect(page.locator("p.text")).to_contain_text(f"{EMAIL} はすでに登録されています。")
+    expect(page.locator("p.text")).to_contain_text("この画面が出たら別のメールアドレスでやり直してください")
+    expect(field(page, "current_password")).to_have_attribute("type", "password")
+    expect(page.get_by_role("button", name="パスワードを忘れた方はこちら")).to_be_visible()
     shot(page, "registration-email_taken")
-    press(page, "別のメールアドレスでやり直す")
+    press(page, "戻る")
     heading(page, "アカウントの作成")
 
 

@@ -159,7 +159,7 @@ def test_run_end_to_end(tmp_path: Path, places: list[str], frozen: FrozenDateTim
     second = invoke("run", "registration", "--resume", flow_id, "--flow-token", token,
                     "--lang", "en", *places, input=details)
     assert second.exit_code == 0, second.output
-    assert "This continues by itself from 18:10 (Asia/Tokyo)." in second.stdout
+    assert "in about 10 minutes (you can sign in from 18:10)." in second.stdout  # the dialog (⑦)
     assert PASSWORD not in second.stdout
 
     frozen.tick(600)

@@ -141,7 +141,12 @@ def test_labels_carry_guards_timers_retries_and_finals() -> None:
     assert "s_ready --> [*]" in mermaid
     assert "s_ready : final#58; completed" in mermaid
     assert "s_failed : final#58; failed" in mermaid
-    assert "class s_provisioning noscreen" in mermaid
+    assert "s_provisioning --> s_provisioning : ok / continue_with_sign_in (stay)" in mermaid
+    waiting = FlowLibrary(Registry()).add({  # a state without a screen waits for its timer
+        "name": "waits", "version": 1, "initial": "wait",
+        "states": {"wait": {"after": [{"after": "60", "event": "tick"}], "on": {"tick": "done"}},
+                   "done": {"final": True}}})
+    assert "class s_wait noscreen" in to_mermaid(waiting)
     assert "(stay)<br/>resend_code [else] / send_code ⟶ code_resent\n" in mermaid  # a re-entry
     pairs = [line.split(" : ")[0] for line in mermaid.splitlines() if " --> " in line]
     assert len(pairs) == len(set(pairs))  # Mermaid would draw only one edge of a repeated pair
@@ -150,7 +155,7 @@ def test_labels_carry_guards_timers_retries_and_finals() -> None:
     dot_text = to_dot(reg)
     assert '"__start__" -> "enter_email";' in dot_text
     assert '"ready" [label="ready\\nfinal: completed", style="rounded,bold", peripheries=2];' in dot_text
-    assert '"provisioning" [label="provisioning\\nno screen", style="rounded,dashed"];' in dot_text
+    assert '"wait" [label="wait\\nno screen", style="rounded,dashed"];' in to_dot(waiting)
     stays = [line for line in dot_text.splitlines() if '"enter_code" -> "enter_code"' in line]
     assert len(stays) == 3  # the timer's stay, the other stays, the re-entry
     assert sum("style=dashed" in line for line in stays) == 2

@@ -433,20 +433,71 @@ def test_whole_registration_through_the_forms(browser: Browser, engine: regflow.
     page = browser.go(press(browser, page, "submit", password=PASSWORD, password_confirm=PASSWORD,
                             customer_id="２８１２３４", display_name=DISPLAY_NAME, tel=TEL).location)
     assert title(page) == "確認"
-    assert "アカウントの設定をしています。10 分ほどしたら" in page.body
-    assert "18:10" in page.doc.one("p", class_="text").text  # 09:10 UTC in Asia/Tokyo
-    assert "18:10（Asia/Tokyo）" in page.doc.one("p", class_="wait").text
-    assert page.doc.one("meta", http_equiv="refresh").attrs["content"] == "60"
-    assert not page.doc.all("form", method="post")
-    clock.advance(PROVISIONING - 30)
-    page = browser.go(page.url.removeprefix(browser.base))
-    assert page.doc.one("meta", http_equiv="refresh").attrs["content"] == "30"
-    clock.advance(31)
-    page = browser.go(page.url.removeprefix(browser.base))
+    text = page.doc.one("p", class_="text").text
+    assert text.startswith("アカウントの設定をしています。10分ほどしたらメニュー右上からログインしてください")
+    assert "18:10 以降にログインできます" in text  # 09:10 UTC in Asia/Tokyo
+    assert "次の自動処理" not in page.body
+    assert "Asia/Tokyo" not in page.body
+    assert not page.doc.all("meta", http_equiv="refresh")  # a dialog: it waits for its OK
+    assert buttons(page) == {"ok": "OK"}
+    provisioning = page.url.removeprefix(browser.base)
+
+    sign_in = browser.go(press(browser, page, "ok").location)  # ⑦'s OK: back to sign-in
+    assert title(sign_in) == "サインイン"
+    assert field(sign_in, "email").attrs["value"] == EMAIL
+    assert "value" not in field(sign_in, "password").attrs
+    clock.advance(PROVISIONING - 1)
+    assert title(browser.go(provisioning)) == "確認"  # still setting up, OK or not
+    clock.advance(1)
+    page = browser.go(provisioning)
     assert title(page) == "アカウント登録が完了しました"
     assert not page.doc.all("meta", http_equiv="refresh")
     assert [a.attrs["href"] for a in page.doc.one("ul", class_="after").all("a")] == [
         f"/?account={SEAT}"]
+
+
+def test_next_again_after_spent_retries_completes_with_the_page_as_shown(
+        browser: Browser, clock: regflow.ManualClock) -> None:
+    """FAQ 12: the Provisioner fails until the retries are spent: 問題が発生しました。もう一度「次へ」を
+    クリックしてください。, the other fields filled in, the password fields empty and not required
+    (their password is kept as a hash). Pressing 次へ on that page as it is completes, once."""
+    provisioner = _Flaky()
+    engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", clock=clock,
+                                     provisioner=provisioner)
+    engine.contracts.add(**CONTRACT)
+    with served(create_app(engine)) as url:
+        browser = Browser(url)
+        page = browser.go(press(browser, launch(browser), "create_account").location)
+        page = browser.go(press(browser, page, "submit", email=EMAIL).location)
+        page = browser.go(press(browser, page, "submit", code=newest_code(engine)).location)
+        page = browser.go(press(browser, page, "submit", password=PASSWORD, password_confirm=PASSWORD,
+                                customer_id="281234", display_name=DISPLAY_NAME, tel=TEL).location)
+        assert title(page) == "詳細の追加"
+        assert page.doc.one("p", role="alert").text == (
+            "問題が発生しました。もう一度「次へ」をクリックしてください。")
+        for name in ("password", "password_confirm"):
+            assert "required" not in field(page, name).attrs
+            assert "value" not in field(page, name).attrs
+        assert "入力したパスワードを保持しています" in page.body
+        assert field(page, "customer_id").attrs["value"] == "281234"
+        provisioner.failing = False
+        page = browser.go(press(browser, page, "submit").location)  # the page as shown
+        assert title(page) == "確認"
+        with engine.store.transaction() as tx:
+            logins = list(tx.logins.of_customer("281234"))
+        assert len(logins) == 1
+        assert engine.services.hasher.verify(logins[0].password_hash, PASSWORD)
+
+
+class _Flaky:
+    """A Provisioner that fails (transiently) while ``failing``."""
+
+    def __init__(self) -> None:
+        self.failing = True
+
+    def provision(self, login: Any, *, key: str) -> None:
+        if self.failing:
+            raise regflow.TransientError("directory unavailable")
 
 
 def test_sign_in_with_the_link_prompt_sets_a_strict_cookie(browser: Browser, engine: regflow.Engine,
@@ -455,7 +506,7 @@ def test_sign_in_with_the_link_prompt_sets_a_strict_cookie(browser: Browser, eng
     page = registered(browser, engine, clock)
     page = browser.go(press(browser, page, "submit", email=EMAIL, password=PASSWORD).location)
     assert title(page) == "確認"
-    assert "アカウントとASPユーザーの紐づけが必要です。" in page.body
+    assert "アカウントと ASP ユーザーの紐づけが必要です。" in page.body
     assert buttons(page) == {"submit": "OK", "cancel": "キャンセル"}
     answer = press(browser, page, "submit")
     assert answer.status == 303

@@ -182,7 +182,7 @@ def test_happy_path_japanese(engine: regflow.Engine, frozen: FrozenDateTimeFacto
     accepted = T0 + 2 * MINUTE
     assert (snap.state, snap.status, message_ids(snap)) == ("provisioning", "active", [])
     assert snap.screen.fields == ()
-    assert snap.screen.actions == ()
+    assert [(a.event, a.label) for a in snap.screen.actions] == [("ok", "OK")]  # the dialog's OK
     assert _timers(snap) == [("provisioned", accepted + PROVISIONING)]
     assert "18:12" in (snap.screen.text or "")  # ready_at in Tokyo time
     _assert_json(snap)
@@ -586,14 +586,16 @@ def test_cancel(engine: regflow.Engine, where: str) -> None:
 # ---- an address that already has a login ----------------------------------------------------
 
 def test_existing_email_reveal(engine: regflow.Engine) -> None:
-    """Default reveal: a registered address goes to email_taken (back, cancel) and no mail is sent."""
+    """Default reveal: a registered address goes to email_taken — the guide's password screen
+    (password, サインイン, パスワードを忘れた方はこちら, 戻る) — and no mail is sent."""
     register(engine, "abcd8-01", TARO)
     sent = mail_count(engine)
     snap = submit_email(engine, TARO, account="abcd8-02")
     assert (snap.state, snap.status) == ("email_taken", "active")
-    assert field_names(snap) == []
-    assert action_events(snap) == ["back", "cancel"]
-    assert snap.screen.actions[0].label == "別のメールアドレスでやり直す"
+    assert field_names(snap) == ["current_password"]
+    assert action_events(snap) == ["submit", "forgot_password", "back", "cancel"]
+    assert [a.label for a in snap.screen.actions][:3] == [
+        "サインイン", "パスワードを忘れた方はこちら", "戻る"]
     assert mail_count(engine) == sent
 
     snap = engine.send(snap, "back")
@@ -1136,7 +1138,7 @@ def test_timer_events_cannot_be_sent_by_a_person(engine: regflow.Engine) -> None
     assert snap.state == "provisioning"
     with pytest.raises(regflow.EventNotAllowed) as refused:
         engine.send(snap, "provisioned")
-    assert refused.value.allowed == []
+    assert refused.value.allowed == ["ok"]
     assert engine.get(snap).state == "provisioning"
 
 
@@ -1251,8 +1253,8 @@ def test_transient_failure_keeps_form_and_next_again_is_idempotent(
 # ---- issue 12, point 3: a time shown to a person is never earlier than its instant --------------
 
 @pytest.mark.parametrize(("lang", "provisioning", "not_ready"), [
-    ("ja", "（09:11 以降に）", "09:11 以降にサインインしてください"),
-    ("en", "(from 09:11)", "Sign in from 09:11."),
+    ("ja", "（09:11 以降にログインできます）", "09:11 以降にサインインしてください"),
+    ("en", "(you can sign in from 09:11)", "Sign in from 09:11."),
 ])
 def test_the_ready_time_shown_is_rounded_up(make_engine: EngineFactory, frozen: FrozenDateTimeFactory,
                                             lang: str, provisioning: str, not_ready: str) -> None:

@@ -48,6 +48,8 @@ CHROME: Mapping[str, tuple[str, str]] = {
     "invalid_choice": ("1～{count} の番号を入力してください。", "Enter a number from 1 to {count}."),
     "yes_no": ("y: はい / n: いいえ", "y: yes / n: no"),
     "invalid_yes_no": ("y か n を入力してください。", "Enter y or n."),
+    "kept": ("（入力済みのパスワードを保持しています。Enter でそのまま使います）",
+             "(the password you typed is kept: press Enter to use it again)"),
     "error": ("エラー", "Error"),
     "warning": ("注意", "Warning"),
     "info": ("お知らせ", "Note"),
@@ -200,7 +202,8 @@ class TerminalFrontEnd:
         if field.type == "boolean":
             return self._ask_yes_no(field, default)
         shown = f" [{default}]" if default is not None and field.type != "password" else ""
-        prompt = f"{field.label}{shown}: "
+        kept = self._chrome["kept"] if field.kept else ""
+        prompt = f"{field.label}{shown}{kept}: "
         if field.type == "password":
             return self.secret_fn(prompt)  # kept as typed: spaces may be part of a password
         answer = self.input_fn(prompt).strip()

@@ -29,6 +29,24 @@ def require_known_account(ctx: FlowContext) -> None:
                              message_id="account_unknown")
 
 
+def _address_shown(ctx: FlowContext) -> dict[str, str]:
+    """The address the person gave (kept, or typed on this screen) to fill in on the next flow."""
+    address = ctx.data.get("email", ctx.raw.get("email"))
+    return {"email": address} if isinstance(address, str) and address.strip() else {}
+
+
+@common.action
+def continue_with_password_reset(ctx: FlowContext) -> None:
+    """Hand over to a password reset, the address filled in."""
+    ctx.hand_over("password_reset", {}, form=_address_shown(ctx))
+
+
+@common.action
+def continue_with_sign_in(ctx: FlowContext) -> None:
+    """Hand over to the sign-in of the same seat, the address filled in."""
+    ctx.hand_over("sign_in", {"account": str(ctx.data["account"])}, form=_address_shown(ctx))
+
+
 @common.validator
 def email_address(ctx: FlowContext, value: Any) -> str:
     """A syntactically valid e-mail address."""

@@ -46,7 +46,7 @@ def set_password(ctx: FlowContext) -> None:
     """Store the new password, lift any lockout, and end every session of the login."""
     login = _login(ctx)
     assert login is not None  # only after reset_login_exists
-    login.password_hash = ctx.services.hasher.hash(str(ctx.input["password"]))
+    login.password_hash = ctx.password_hash("password")
     ctx.tx.logins.update(login)
     ctx.tx.sessions.end_of_login(login.id)
     clear_sign_in_failures(ctx, login.email_key, every_client=True)

@@ -35,6 +35,16 @@ def reveals_existing_email(ctx: FlowContext) -> bool:
 
 
 @registration.action
+def sign_in_with_password(ctx: FlowContext) -> None:
+    """The address is registered: sign in with it and the password typed here (SPEC 2.1.2, the
+    guide's password screen), in a sign-in flow of the same seat that takes the credentials at
+    once; a login registered before and never linked is linked there (its link prompt)."""
+    address = str(ctx.data["email"])
+    ctx.hand_over("sign_in", {"account": str(ctx.data["account"])}, form={"email": address},
+                  event="submit", data={"email": address, "password": ctx.input["current_password"]})
+
+
+@registration.action
 def send_code(ctx: FlowContext) -> None:
     """Issue a new code (the old one dies) and mail it; for a taken address under ``conceal``,
     mail the owner a notice and keep a decoy code so the flow looks the same."""
@@ -99,7 +109,7 @@ def create_login(ctx: FlowContext) -> None:
     ready_at = ctx.now + timedelta(seconds=ctx.seconds("provisioning_delay"))
     login = Login(
         id=new_id(), customer_id=customer_id, email=str(ctx.data["email"]),
-        email_key=address_key(ctx), password_hash=ctx.services.hasher.hash(ctx.input["password"]),
+        email_key=address_key(ctx), password_hash=ctx.password_hash("password"),
         display_name=str(ctx.input["display_name"]), role="admin" if first else "member",
         two_factor=False, ready_at=ready_at, account=None, created_at=ctx.now,
     )

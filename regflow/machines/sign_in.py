@@ -45,6 +45,15 @@ def before_enforcement(ctx: FlowContext) -> bool:
     return ctx.now < datetime.fromisoformat(str(ctx.setting("enforcement")))
 
 
+@sign_in.action
+def note_enforcement(ctx: FlowContext) -> None:
+    """Name the enforcement date (its local day) for the texts: 2026年2月2日 (seed ①)."""
+    day = datetime.fromisoformat(str(ctx.setting("enforcement"))).astimezone(
+        ZoneInfo(ctx.services.timezone)).date()
+    ctx.data.update({"enforcement_date": day.isoformat(), "enforcement_year": day.year,
+                     "enforcement_month": day.month, "enforcement_day": day.day})
+
+
 def _subject(ctx: FlowContext) -> str:
     """The typed (or kept) address as the sign-in limits count it."""
     return limits.address(ctx.services.secret, address_key(ctx))
@@ -232,13 +241,7 @@ def forget_login(ctx: FlowContext) -> None:
 @sign_in.action
 def continue_with_registration(ctx: FlowContext) -> None:
     """Hand over to a registration for the same seat."""
-    ctx.continue_with = ("registration", {"account": str(ctx.data["account"])})
-
-
-@sign_in.action
-def continue_with_password_reset(ctx: FlowContext) -> None:
-    """Hand over to a password reset."""
-    ctx.continue_with = ("password_reset", {})
+    ctx.hand_over("registration", {"account": str(ctx.data["account"])})
 
 
 # ---- second factor and link prompt -----------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from regflow import limits, sessions
+from regflow.context import derived_token
 from regflow.engine import Engine
 from regflow.screens import Snapshot, iso
 from regflow.testing.engines import TEMPLATE_HEADER
@@ -40,8 +41,10 @@ class Observer:
             "fields": {f.name: f.value for f in snapshot.screen.fields if f.value is not None},
             "actions": [a.event for a in snapshot.screen.actions],
         })
-        if snapshot.continue_with is not None:
-            out["continue_with"] = snapshot.continue_with["flow"]
+        handed_over = snapshot.continue_with or (self.player.handed_over if do and "event" in do
+                                                 else None)
+        if handed_over is not None:  # the flow ended there, or the event's answer was another flow
+            out["continue_with"] = self._handed_over(handed_over)
         if observed.step.fired is not None:
             out["fired"] = list(observed.step.fired)
         if snapshot.session is not None:
@@ -53,6 +56,15 @@ class Observer:
         out["world"] = _diff(self.before, after)
         self.before = after
         return out
+
+    def _handed_over(self, link: Mapping[str, str]) -> dict[str, Any]:
+        """The flow handed over to, as its first screen shows it: its state, its messages and
+        what it has filled in (an event handed on with the hand-over shows in them)."""
+        token = self.player.flow_token
+        new = self.engine.get(link["id"], token=derived_token(token, link["id"]) if token else None)
+        return {"flow": new.flow, "state": new.state,
+                "messages": [m.id for m in new.screen.messages],
+                "fields": {f.name: f.value for f in new.screen.fields if f.value is not None}}
 
     def _mails(self) -> list[Any]:
         return list(getattr(self.engine.mailer, "messages", []))

@@ -81,6 +81,7 @@ class Player:
         self.token: str | None = None  # the world's session token (flows that need a session)
         self.flow_id = ""
         self.flow_token: str | None = None  # the flow's secret, from the answer that started it
+        self.handed_over: dict[str, str] | None = None  # the last event's hand-over, if any
         self._mark = 0
         self.timing = Timing()  # the deadlines by the definition (put back by hand to backtrack)
         definition = engine.flows.latest(flow)
@@ -147,6 +148,7 @@ class Player:
 
     def _send(self, step: Step) -> str | None:
         assert step.event is not None
+        self.handed_over = None
         if step.meanwhile is not None:
             if self.recorder is None:
                 raise PathFailed("a step with 'meanwhile' needs an engine from regflow.testing.make_engine")
@@ -154,8 +156,9 @@ class Player:
             self.recorder.arm(self.flow_id, str(step.meanwhile["guard"]),
                               lambda ctx: apply_op(self.engine, ctx.tx, ctx.now, change))
         try:
-            self.engine.send(self.flow_id, step.event, self.resolve(step.data), token=self.flow_token,
-                             session=self.token)
+            answer = self.engine.send(self.flow_id, step.event, self.resolve(step.data),
+                                      token=self.flow_token, session=self.token)
+            self.handed_over = answer.continue_with
         except EventNotAllowed:
             return "refused"
         except FlowGone:

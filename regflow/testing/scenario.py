@@ -8,7 +8,8 @@ did. A witness has ``data`` (merged over the base data of the event), ``before``
 (a world operation that lands while the event is applied, just before the guard is asked — a
 race) or ``context`` (start the flow with another context). ``keep = true`` keeps the path the
 witness makes even when it reaches nothing new: a boundary (a count, a duration, a rule such as
-"the first registrant becomes admin") whose outcome the approved paths must show. Data values
+"the first registrant becomes admin") whose outcome the approved paths must show. A transition
+without a guard takes witnesses under its name, ``state.event``. Data values
 may be the placeholders ``$code`` (the code in the newest mail), ``$wrong_code``,
 ``$login:EMAIL`` (that login's id) and ``$data:KEY`` (the flow's data).
 """
@@ -107,7 +108,7 @@ class Scenario:
 
     def witnesses_at(self, defn: FlowDefinition, state: str, event: str) -> list[Witness]:
         """The witnesses tried at a state and event: those of the guards asked there."""
-        asked = guards_at(defn, state, event)
+        asked = {*guards_at(defn, state, event), f"{state}.{event}"}
         return [w for w in self.witnesses if w.guard in asked and w.applies(state, event)]
 
     def contexts(self) -> list[dict[str, Any]]:
@@ -141,9 +142,11 @@ class Scenario:
         """Raise ScenarioError unless every name in the scenario exists in the definition."""
         faults: list[str] = []
         guards = {g for s in defn.states for e in defn.states[s].on for g in guards_at(defn, s, e)}
+        guards |= {f"{s}.{e}" for s in defn.states for e in defn.states[s].on}  # transitions
         for w in self.witnesses:
             if w.guard not in guards:
-                faults.append(f"scenario.witnesses.{w.guard}: the flow asks no guard {w.guard!r}")
+                faults.append(f"scenario.witnesses.{w.guard}: the flow asks no guard {w.guard!r} "
+                              "and has no transition of that name")
             if w.at is not None and w.at.split(".")[0] not in defn.states:
                 faults.append(f"scenario.witnesses.{w.guard}: 'at' names no state: {w.at!r}")
         for key in self.data:

@@ -147,7 +147,9 @@ def field_view(field: Field, errors: Sequence[Message], texts: Texts) -> FieldVi
     """The input attributes of a field, from its type, constraints and autocomplete."""
     limits = field.constraints
     hint = None
-    if "classes" in limits and "min_length" in limits:
+    if field.kept:  # FAQ 12: press 次へ again without typing the password again
+        hint = texts("screen.password_kept")
+    elif "classes" in limits and "min_length" in limits:
         hint = texts("screen.password_hint", min=limits["min_length"], classes=limits["classes"])
     described = [f"f-{field.name}-hint"] if hint else []
     described += [f"f-{field.name}-error-{n}" for n in range(1, len(errors) + 1)]

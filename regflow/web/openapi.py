@@ -41,6 +41,11 @@ SCHEMAS: dict[str, Any] = {
         "value": {"type": ["string", "boolean", "null"],
                   "description": "What was typed before (never for passwords and codes)."},
         "constraints": {"type": "object"}, "autocomplete": NULLABLE_STRING,
+        "kept": {"type": "boolean", "description": (
+            "A password kept (as a hash, never in plain text, for 10 minutes) after a step "
+            "answered `transient_error`: send the event again with the other fields as they "
+            "were and this one left out to use it (`required` is then false); send it typed to "
+            "replace it. Changing another field drops it.")},
     }, description="An input the screen asks for; send it in `data` under `name`."),
     "Action": _object({"event": STRING, "label": STRING, "primary": {"type": "boolean"}},
                       description="Something the person can do: POST its `event`."),

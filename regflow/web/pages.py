@@ -50,8 +50,6 @@ from regflow.web.forms import (
     form_spec,
     idempotency_key,
     load_form,
-    local_time,
-    next_due,
     refresh_seconds,
     render,
     same_token,
@@ -307,8 +305,6 @@ def _screen(snapshot: Snapshot, texts: Texts) -> Response:
     engine = _engine()
     screen = snapshot.screen
     waiting = snapshot.status == "active" and not screen.actions
-    due = next_due(snapshot) if waiting else None
-    zone = engine.services.timezone
     viewer = _viewer()
     page = _page(texts, viewer=viewer,
                  refresh=refresh_seconds(snapshot, engine.clock.now()) if waiting else None)
@@ -322,7 +318,6 @@ def _screen(snapshot: Snapshot, texts: Texts) -> Response:
         buttons=buttons, link_actions=link_actions,
         form_token=sign_form(secret, form_spec(snapshot, secrets.token_urlsafe(16)))
         if screen.actions else None,
-        next_step=texts("screen.next_step", time=local_time(due, zone), zone=zone) if due else None,
         after=[] if snapshot.status == "active" else _onwards(snapshot, texts, viewer),
     )
     return _html(body, 410 if snapshot.status == "expired" else 200)

@@ -27,11 +27,17 @@ SCENARIO: dict[str, Any] = {
     },
     "data": {
         "enter_email.submit": {"email": "new@example.jp"},
+        "email_taken.submit": {"current_password": PASSWORD},  # taro's: world logins have it
         "enter_code.submit": {"code": "$code"},
         "details.submit": {"password": PASSWORD, "password_confirm": PASSWORD, "customer_id": "281234",
                            "display_name": "山田 花子", "tel": "03-1234-5678"},
     },
     "witnesses": merged(code_stays("enter_code"), {
+        "provisioning.ok": {"true": [
+            {"keep": True, "before": [{"advance": "5m"}],
+             "note": "OK five minutes into provisioning: the flow keeps waiting for its timer (a "
+                     "re-entry would restart it)"},
+        ]},
         "seat_linked": {"true": [
             {"at": "enter_email", "note": "the seat in use has had its registration: taro linked it",
              "before": [{"world": "link", "email": "taro@example.jp", "account": "abcd8-01"}]},
