@@ -49,3 +49,24 @@ def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped, jittered."""
     ceiling = min(policy.max, policy.initial * policy.factor ** (attempt - 1))
     return rng.uniform(0, ceiling) if policy.jitter == "full" else ceiling
+
+
+class Backoff:
+    """The pauses of a loop that keeps going through failures (a worker while its database is
+    away): ``initial`` seconds after the first failure, doubling up to ``maximum``; a success
+    ends the streak and the next failure starts over."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count a failure; the seconds to wait before the next try."""
+        self.failures += 1
+        return min(self.maximum, self.initial * 2.0 ** min(self.failures - 1, 32))
+
+    def succeeded(self) -> int:
+        """End the streak; how many failures it had."""
+        failures, self.failures = self.failures, 0
+        return failures

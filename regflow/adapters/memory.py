@@ -80,15 +80,17 @@ class MemoryStore:
         self._codes_of: dict[tuple[str, str], list[str]] = {}  # (flow, purpose) -> ids, issued
         self._codes_for: dict[str, dict[str, None]] = {}  # email key -> code ids
         self._outbox: dict[str, OutboxMail] = {}
-        self._queued: dict[str, None] = {}  # ids of queued mail
+        self._queued: dict[str, None] = {}  # ids of queued and sending mail
         self._hits: dict[tuple[str, str], dict[str, list[LimitHit]]] = {}  # (kind, subject) ->
         #   client -> hits in the order added
         self._tx = _Transaction(self)
         self._secret: bytes | None = None
 
     @contextmanager
-    def transaction(self) -> Iterator[ports.Transaction]:
-        """Hold the lock for the whole block; undo the block's changes when it raises."""
+    def transaction(self, *, write: bool = True) -> Iterator[ports.Transaction]:
+        """Hold the lock for the whole block; undo the block's changes when it raises. Readers
+        (``write=False``) take the same lock: it is held in-process for microseconds."""
+        del write
         with self._lock:
             mark = len(self._undo)
             self._depth += 1

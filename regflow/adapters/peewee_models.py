@@ -1,7 +1,8 @@
-"""The PeeweeStore's tables (built per database), row mapping and driver error translation.
+"""The PeeweeStore's tables (built per database) and row mapping (driver errors are translated
+in ``peewee_errors``; ``translated`` is re-exported here for the table views).
 
 The same models serve SQLite and PostgreSQL; index names are explicit because PostgreSQL reports
-them when a uniqueness rule refuses a write.
+them when a uniqueness rule refuses a write (``peewee_errors`` maps them to the rules).
 
 Instants are stored as integer microseconds since the Unix epoch (UTC): exact, portable
 (BIGINT on SQLite and PostgreSQL) and ordered like the instants themselves.
@@ -10,15 +11,13 @@ Instants are stored as integer microseconds since the Unix epoch (UTC): exact, p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
 import peewee as pw
 
-from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError
+from regflow.adapters.peewee_errors import translated as translated  # the tables' import
 from regflow.records import FlowRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,69 +61,6 @@ class JsonField(pw.TextField):
     def python_value(self, value: str | None) -> Any:
         """The value decoded from its JSON text."""
         return None if value is None else json.loads(value)
-
-
-# Uniqueness rules: (SQLite's ``table.column`` in the error text, PostgreSQL's index or
-# constraint name from the error's diagnostics, the rule). First text match wins, so specific
-# columns come before the primary keys.
-_CONSTRAINTS = (
-    ("logins.email_key", "logins_email_key_unique", "email"),
-    ("logins.account", "logins_account_unique", "account"),
-    ("logins.customer_id", "logins_one_admin", "admin"),
-    ("sessions.digest", "sessions_digest_unique", "digest"),
-    ("accounts.account", "accounts_pkey", "seat"),
-    ("idempotency_keys.", "idempotency_keys_pkey", "idempotency"),
-    (".id", "_pkey", "id"),
-)
-# PostgreSQL gave the transaction up (serialization failure, deadlock): worth running again.
-_RETRY_STATES = frozenset({"40001", "40P01"})
-
-
-def _driver_error(exc: pw.PeeweeException) -> BaseException | None:
-    """The driver's exception peewee wrapped (peewee passes it as the first argument)."""
-    first = exc.args[0] if exc.args else None
-    return first if isinstance(first, BaseException) else exc.__context__
-
-
-def _sqlstate(exc: pw.PeeweeException) -> str | None:
-    """The SQLSTATE of a PostgreSQL error (psycopg 3: ``sqlstate``, psycopg2: ``pgcode``)."""
-    driver = _driver_error(exc)
-    state = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
-    return state if isinstance(state, str) else None
-
-
-def _constraint_name(exc: pw.IntegrityError) -> str | None:
-    """The uniqueness rule an integrity error names (None: not a uniqueness rule of ours)."""
-    index = getattr(getattr(_driver_error(exc), "diag", None), "constraint_name", None)
-    if isinstance(index, str):  # PostgreSQL: the index or constraint, exactly
-        for _, name, rule in _CONSTRAINTS:
-            if index == name or (name == "_pkey" and index.endswith(name)):
-                return rule
-        return None
-    error = str(exc)
-    if "unique" in error.lower():
-        for column, name, rule in _CONSTRAINTS:
-            if column in error or name in error:
-                return rule
-    return None
-
-
-@contextmanager
-def translated() -> Iterator[None]:
-    """Turn peewee's errors into the store's (the driver's error stays as ``__cause__``):
-    ConstraintViolation for a uniqueness rule, ConcurrentUpdate when PostgreSQL gave the
-    transaction up (serialization failure, deadlock), StoreError for everything else."""
-    try:
-        yield
-    except pw.IntegrityError as exc:
-        name = _constraint_name(exc)
-        if name is None:
-            raise StoreError(f"IntegrityError: {exc}") from exc
-        raise ConstraintViolation(name) from exc
-    except pw.PeeweeException as exc:
-        if _sqlstate(exc) in _RETRY_STATES:
-            raise ConcurrentUpdate(f"the database gave the transaction up: {exc}") from exc
-        raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def values_of(record: attrs.AttrsInstance, *skip: str) -> dict[str, Any]:

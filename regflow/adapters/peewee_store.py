@@ -2,11 +2,19 @@
 
 Each store builds its own model classes (``build_tables``), so stores on different files or
 schemas live side by side in one process; peewee keeps one connection per thread and store.
-Writers are serialised by ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL transactions are plain
+Writers are serialised by ``BEGIN IMMEDIATE`` on SQLite (readers, ``write=False``, take a plain
+deferred ``BEGIN`` and read beside them in WAL mode); on PostgreSQL transactions are plain
 ``BEGIN`` (READ COMMITTED) and the tables take row locks (``FOR UPDATE``) where the ports ask.
 PostgreSQL goes through psycopg 3 (``pip install 'regflow[postgres]'``); ``?schema=NAME`` puts
 the store in its own schema, created on first use. Tables are usable only inside
 ``transaction()``.
+
+A connection the PostgreSQL server dropped (restart, fail-over, ``pg_terminate_backend``) is
+closed and opened anew: at once when only ``BEGIN`` or a read outside a transaction had been
+sent, otherwise by the next call, the failed one raising TransientError (nothing committed). A
+loss *at* COMMIT is a StoreError: the transaction may or may not have been committed, so it is
+no one's to run again blindly. A SQLite database still locked after the busy timeout is a
+TransientError too.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ import attrs
 import peewee as pw
 
 from regflow import ports
+from regflow.adapters import peewee_connection as connection
 from regflow.adapters import peewee_tables as tables_
+from regflow.adapters.peewee_errors import translated
 from regflow.adapters.peewee_limits import Limits
-from regflow.adapters.peewee_models import Tables, build_tables, translated
+from regflow.adapters.peewee_models import Tables, build_tables
 from regflow.exceptions import StoreError
 from regflow.records import Cutoffs
 
@@ -141,12 +151,12 @@ class PeeweeStore:
                     Path(self._db.database).parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the database folder: {exc}") from exc
-            if self._tables_exist():
+            if connection.fresh(self._db, self._tables_exist):
                 # DDL on existing tables still takes table locks on PostgreSQL, and would
                 # deadlock with other engines already at work: skip it.
                 self._ready = True
                 return
-            with translated(), self._db.atomic(*self._begin):
+            with connection.putting_aside(self._db), translated(), self._db.atomic(*self._begin):
                 if isinstance(self._db, pw.PostgresqlDatabase):
                     # Stores starting together on one schema create it one after the other.
                     run: Any = self._db.execute_sql  # peewee is untyped
@@ -169,26 +179,23 @@ class PeeweeStore:
         return wanted <= found
 
     @contextmanager
-    def transaction(self) -> Iterator[ports.Transaction]:
-        """One transaction (a savepoint when nested); rolled back when its block raises."""
+    def transaction(self, *, write: bool = True) -> Iterator[ports.Transaction]:
+        """One transaction (a savepoint when nested); rolled back when its block raises.
+
+        ``write=False`` is for blocks that only read: on SQLite a deferred ``BEGIN``, which
+        does not wait for the write lock (in WAL mode it reads beside a writer); elsewhere the
+        same transaction as for writes. Nothing stops it from writing, but on SQLite such a
+        write may find the database busy at once (TransientError).
+        """
         self._ensure_ready()
-        block = self._db.atomic(*self._begin)
-        with translated():
-            block.__enter__()
+        block = self._db.atomic(*(self._begin if write else ()))
+        connection.begin(self._db, block)
         try:
             yield self._tx
         except BaseException as exc:
-            with translated():
-                block.__exit__(type(exc), exc, exc.__traceback__)
+            connection.roll_back(self._db, block, exc)
             raise
-        with translated():
-            if self._db.transaction_depth() == 1 and not self._db.is_connection_usable():
-                # PostgreSQL aborted the transaction on a failed statement someone caught, and
-                # would answer COMMIT with a silent rollback: say so instead.
-                error = StoreError("a statement failed in this transaction: rolled back")
-                block.__exit__(StoreError, error, None)
-                raise error
-            block.__exit__(None, None, None)
+        connection.commit(self._db, block)
 
     def shared_secret(self) -> bytes:
         """The database's secret, made by whichever process asks first (insert-if-absent)."""
@@ -205,8 +212,11 @@ class PeeweeStore:
         model = self._tables.flows
         query = model.select(model.id).where(model.next_due_at <= now)
         query = query.order_by(model.next_due_at, model.id).limit(limit)
-        with translated():
-            return [str(flow_id) for (flow_id,) in query.tuples()]
+        return self._ids(query)
+
+    def _ids(self, query: Any) -> list[str]:
+        """The flow ids a query selects, read outside a transaction (see ``peewee_connection.fresh``)."""
+        return connection.fresh(self._db, lambda: [str(flow_id) for (flow_id,) in query.tuples()])
 
     def iter_flow_ids(self) -> Iterator[str]:
         """Every flow id, read page by page in id order."""
@@ -217,8 +227,7 @@ class PeeweeStore:
             query = model.select(model.id).order_by(model.id).limit(_PAGE)
             if after is not None:
                 query = query.where(model.id > after)
-            with translated():
-                page = [str(flow_id) for (flow_id,) in query.tuples()]
+            page = self._ids(query)
             yield from page
             if len(page) < _PAGE:
                 return

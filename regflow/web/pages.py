@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.engine import Engine
 from regflow.exceptions import (
+    ConcurrentUpdate,
     EventNotAllowed,
     FlowGone,
     FlowNotFound,
@@ -34,6 +35,9 @@ from regflow.exceptions import (
     InvalidContext,
     NotSignedIn,
     RateLimited,
+    RegflowError,
+    StoreError,
+    TransientError,
     VersionUnavailable,
 )
 from regflow.screens import Snapshot
@@ -363,6 +367,20 @@ def _too_many(texts: Texts, exc: RateLimited, *, viewer: str | None = None) -> R
     response = _message(texts, 429, "error.rate_limited_title", "flash.rate_limited",
                         links=[_sign_in_link(texts)], viewer=viewer)
     response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@pages.app_errorhandler(TransientError)
+@pages.app_errorhandler(StoreError)
+@pages.app_errorhandler(ConcurrentUpdate)
+def _unavailable(exc: RegflowError) -> Response:
+    """503 for a page whose request the database failed (away while it restarts or fails over,
+    or busy): try again in a moment. The JSON API answers these itself."""
+    current_app.logger.error("page request failed: %r", exc, exc_info=exc)
+    texts = Texts(_lang())
+    response = _message(texts, 503, "error.unavailable_title", "error.unavailable_text",
+                        links=[_sign_in_link(texts)])
+    response.headers["Retry-After"] = "1"
     return response
 
 

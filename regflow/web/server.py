@@ -13,6 +13,8 @@ import threading
 from waitress import serve as waitress_serve
 
 from regflow.engine import Engine
+from regflow.exceptions import ConcurrentUpdate, StoreError, TransientError
+from regflow.retrying import Backoff
 from regflow.web import create_app, wait_for_mail
 
 log = logging.getLogger("regflow.web")
@@ -42,11 +44,28 @@ class Relay:
         return self.engine.sweep(), self.engine.deliver()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # The loop must outlive a failing pass. The database away or busy (a restart, a
+        # fail-over) is expected now and then: one line when it starts, one when it ends, and
+        # longer pauses meanwhile. Anything else is a fault worth its traceback.
+        backoff = Backoff(initial=self.interval, maximum=max(30.0, self.interval))
+        pause = self.interval
+        while not self._stop.wait(pause):
+            pause = self.interval
             try:
                 self.run_once()
-            except Exception:  # the loop must outlive a failing pass (e.g. a database restart)
+            except (TransientError, StoreError, ConcurrentUpdate) as exc:
+                pause = backoff.failed()
+                if backoff.failures == 1:
+                    log.warning("relay pass failed (%s: %s); trying again in %g s, then at most "
+                                "every %g s", exc.message_id, " ".join(str(exc).split()), pause,
+                                backoff.maximum)
+                continue
+            except Exception:
                 log.exception("relay pass failed; trying again in %s s", self.interval)
+                continue
+            failed = backoff.succeeded()
+            if failed:
+                log.warning("relay working again after %d failed pass(es)", failed)
 
 
 def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, relay: bool = True,
