@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from benchmarks import fixtures
+from benchmarks.contention import contention
 from benchmarks.dispatch import dispatch_memory, dispatch_sqlite
 from benchmarks.growth import growth
 from benchmarks.harness import machine
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "registration": registration,
     "oracle_gap": oracle_gap,
     "mutation": mutation,
+    "contention": contention,
     "scaling": scaling,
 }
 

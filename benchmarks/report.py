@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.contention import TARGET_WORST_GET_MS
+
 
 def _n(value: Any, unit: str = "") -> str:
     if value is None:
@@ -101,6 +103,25 @@ def table(results: dict[str, Any]) -> str:
                          + (f"; CPU ceiling {sc['ratio_ceiling']:.2f}×"
                             if sc.get("ratio_ceiling") else ""),
                          f"{sc['ratio']:.2f}", "", "≥ 1.6", _met(sc)))
+    ct = results.get("contention")
+    if ct is not None:
+        if (p := _problem(ct)) is not None:
+            rows.append(("contention", p, "", "", "", ""))
+        for store in ("sqlite", "postgresql"):
+            entry = ct.get(store)
+            if entry is None:
+                continue
+            if (p := _problem(entry)) is not None:
+                rows.append((f"contention ({store})", p, "", "", "", ""))
+                continue
+            loaded = entry["three_processes"]
+            rows.append((
+                f"contention ({store}, 3 procs) reader's get worst / p99",
+                f"{_n(entry['worst_get_ms'])} / {_n(loaded['reader']['p99_ms'])} ms",
+                f"alone: {_n(entry['worst_get_alone_ms'])} / {_n(entry['reader_alone']['p99_ms'])} ms; "
+                f"writers' worst {_n(loaded['registrar']['worst_ms'])} / "
+                f"{_n(loaded['guesser']['worst_ms'])} ms; errors {entry['errors_reaching_callers']}",
+                "", "", f"≤ {TARGET_WORST_GET_MS:g} ms", "met" if entry["met"] else "NOT MET"))
     og = results.get("oracle_gap")
     if og is not None:
         if (p := _problem(og)) is not None:

@@ -128,11 +128,38 @@ class RetryPolicy:
 
 
 @attrs.frozen
+class TimerMigrationDef:
+    """How the timers of the new state are armed for flows that migrate from one old state.
+
+    ``carry`` (the default) keeps each old timer's deadline for the new timer that corresponds
+    to it — the same event, or the one ``events`` maps it to (old event → new event) — and arms
+    a new timer without one from the migration instant; ``restart`` arms every timer of the new
+    state from the migration instant, as if the state were entered then.
+    """
+
+    arm: str = "carry"
+    events: dict[str, str] = attrs.field(factory=dict)
+
+
+ARM_MODES = ("carry", "restart")
+
+
+@attrs.frozen
 class MigrationDef:
     """How flows of an older version move to this one: old state → new state (unlisted states
-    keep their name, which must exist here)."""
+    keep their name, which must exist here), and per old state how the new state's timers are
+    armed (``timers``; unlisted: carry by event name)."""
 
     states: dict[str, str] = attrs.field(factory=dict)
+    timers: dict[str, TimerMigrationDef] = attrs.field(factory=dict)
+
+    def target(self, state: str) -> str:
+        """The state of this version a flow in the old ``state`` moves to."""
+        return self.states.get(state, state)
+
+    def timers_of(self, state: str) -> TimerMigrationDef:
+        """How the timers are armed for flows migrating from the old ``state``."""
+        return self.timers.get(state, TimerMigrationDef())
 
 
 @attrs.frozen

@@ -8,13 +8,15 @@ in that transaction is delivered right after it commits.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, TypeVar
 
-from regflow import audit, limits, sessions, steps
+from regflow import audit, limits, sessions, slow_work, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
 from regflow.context import (
@@ -54,10 +56,16 @@ from regflow.records import FlowRecord, IdempotencyRecord, JournalEntry
 from regflow.retention import Retention
 from regflow.retrying import retrying
 from regflow.screens import Snapshot
+from regflow.slow_work import SlowWorkHasher
+from regflow.sweeping import Sweeper, SweepReport
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
 Outcome = tuple[Snapshot, list[str]]  # the answer, and the outbox ids to deliver after commit
+
+class _WriteNeeded(Exception):
+    """A read found a timer, an expiry or a migration due: the write transaction applies it."""
+
 
 # Mail written while a ``deferred_mail()`` block runs is delivered when the block's owner says
 # (a web request: after its response went out), not inside the call that wrote it.
@@ -103,12 +111,16 @@ class Engine:
             flows.configure(name, overrides)
         self.contracts: ContractDirectory = contracts if contracts is not None else StoreContracts(store)
         self.services = Services(
-            hasher=hasher, contracts=self.contracts,
+            hasher=hasher if isinstance(hasher, SlowWorkHasher) else SlowWorkHasher(hasher),
+            contracts=self.contracts,
             provisioner=provisioner if provisioner is not None else NoProvisioner(),
             composer=composer, product=product,
             secret=secret if secret is not None else store.shared_secret(),
             limits=limits if limits is not None else Limits(),
             session_ttl=int(session_ttl.total_seconds()),
+            # verified for addresses without a login: made now, so that the first such sign-in
+            # costs what every other does (no hash to make first)
+            dummy_hash=hasher.hash(secrets.token_urlsafe(16)),
         )
         self.flow_tokens = flow_tokens
         self.retention = retention if retention is not None else Retention()
@@ -183,7 +195,7 @@ class Engine:
         def once() -> Outcome:
             now = self.clock.now()
             with self._transaction() as tx:
-                record = self._load(tx, flow_id, token)
+                record = self._load(tx, flow_id, token, now=now)
                 compiled = self.compiled(record.flow, record.version)
                 request = (request_hash(compiled, event, payload, self.services.secret)
                            if idempotency_key else "")
@@ -212,7 +224,8 @@ class Engine:
             return snapshot, ctx.mails
 
         def last_resort(exc: TransientError) -> Outcome:
-            exhausted.append(exc)
+            if not exhausted:  # run again after slow work it asked for: said once
+                exhausted.append(exc)
             return once()
 
         snapshot, mails = self._retry(lambda: policy[0], once, on_exhausted=last_resort)
@@ -228,17 +241,29 @@ class Engine:
 
     def history(self, flow_id: str) -> list[JournalEntry]:
         """The flow's journal, oldest first (an operator's view: no flow token needed)."""
-        with self._transaction() as tx:
-            self._load(tx, flow_id, None, checked=False)
+        with self._transaction(write=False) as tx:
+            self._load(tx, flow_id, None, checked=False, migrating=False)
             return tx.flows.history(flow_id)
 
     def sweep(self, limit: int = 100) -> int:
-        """Apply due timers and expiries of up to ``limit`` flows found by index; how many."""
-        count = 0
-        for flow_id in self.store.due_flows(self.clock.now(), limit):
-            _, changed = self._catch_up(flow_id, None, None, checked=False)
-            count += changed
-        return count
+        """Apply due timers and expiries of up to ``limit`` flows found by index; how many
+        changed. A flow that fails is set aside, not raised: see ``sweep_pass``."""
+        return self.sweep_pass(limit).changed
+
+    def sweep_pass(self, limit: int = 100) -> SweepReport:
+        """``sweep``, telling which flows were set aside: a flow that cannot be stepped (its
+        version not loaded here, a guard or action raising…) is moved later in the due index
+        with a growing wait (1 min doubling, at most 1 h), logged (``regflow.worker``), and the
+        pass goes on; only a failing store raises. See ``regflow.sweeping``."""
+        return self._sweeper.sweep(
+            self.store, self.clock,
+            lambda flow_id: self._catch_up(flow_id, None, None, checked=False,
+                                           read_first=False)[1], limit)
+
+    @cached_property
+    def _sweeper(self) -> Sweeper:
+        """The engine's sweeper, made on first use; it remembers the flows it set aside."""
+        return Sweeper()
 
     def deliver(self, limit: int = 100) -> int:
         """Run the mail relay once over queued mail; how many were sent."""
@@ -265,7 +290,7 @@ class Engine:
         """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``; see
         ``sessions.customer_logins``."""
         now = self.clock.now()
-        with self._transaction() as tx:
+        with self._transaction(write=False) as tx:
             admin = sessions.require(tx, session, now, admin=True)
             return sessions.customer_logins(tx, admin.customer_id, now, self.services.secret,
                                              window=self._lockout_window())
@@ -353,28 +378,46 @@ class Engine:
     # ---- internals ---------------------------------------------------------------------------
 
     def _catch_up(self, flow_id: str, lang: str | None, token: str | None, *,
-                  checked: bool) -> tuple[Snapshot, bool]:
-        def once() -> tuple[tuple[Snapshot, bool], list[str]]:
+                  checked: bool, read_first: bool = True) -> tuple[Snapshot, bool]:
+        """The flow as it is now: read in a transaction that writes nothing (on SQLite a plain
+        BEGIN, which waits for no writer) unless a timer, its expiry or a migration is due, which
+        a write transaction then applies (at once without ``read_first``: the sweep's flows are
+        due by index)."""
+        def once(write: bool) -> tuple[tuple[Snapshot, bool], list[str]]:
             now = self.clock.now()
-            with self._transaction() as tx:
-                record = self._load(tx, flow_id, token, checked=checked)
+            with self._transaction(write=write) as tx:
+                record = self._load(tx, flow_id, token, checked=checked, migrating=write,
+                                    now=now)
+                if not write and (record.version not in self.flows.versions(record.flow) or (
+                        record.next_due_at is not None and record.next_due_at <= now)):
+                    raise _WriteNeeded
                 compiled = self.compiled(record.flow, record.version)
                 expected = record.rev
-                changed = steps.apply_due(compiled, record, tx, self.services, now)
+                changed = write and steps.apply_due(compiled, record, tx, self.services, now)
                 if changed:
                     self._save(tx, record, expected)
                 ctx = steps.context(compiled, record, tx, self.services, now, "", "timer")
                 ctx.flow_token = token if checked else None
                 return (answer(self.services, compiled, ctx, record, lang), changed), []
 
-        result, _ = self._retry(RetryPolicy(), once)
+        def reading() -> tuple[tuple[Snapshot, bool], list[str]]:
+            if not read_first:
+                return once(True)
+            try:
+                return once(False)
+            except _WriteNeeded:
+                return once(True)
+
+        result, _ = self._retry(RetryPolicy(), reading)
         return result
 
     def _retry(self, policy: RetryPolicy | Callable[[], RetryPolicy],
                once: Callable[[], tuple[T, list[str]]],
                on_exhausted: Callable[[TransientError], tuple[T, list[str]]] | None = None,
                ) -> tuple[T, list[str]]:
-        return retrying(once, policy, self.clock, self._rng, on_exhausted)
+        with slow_work.call(self.services.hasher):  # hashes are made between transactions
+            return retrying(slow_work.outside(once), policy, self.clock, self._rng,
+                            slow_work.outside(on_exhausted) if on_exhausted is not None else None)
 
     def _after_commit(self, mails: list[str]) -> None:
         """Deliver what a committed call wrote, now, or later inside ``deferred_mail()``."""
@@ -395,23 +438,26 @@ class Engine:
         return who
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        """A store transaction whose journaled steps reach the audit log once it commits."""
+    def _transaction(self, *, write: bool = True) -> Iterator[Transaction]:
+        """A store transaction whose journaled steps reach the audit log once it commits
+        (``write=False``: one that only reads)."""
         with audit.collecting() as steps_done:
-            with self.store.transaction() as tx:
+            with self.store.transaction(write=write) as tx:
                 yield tx
             audit.emit(steps_done)
 
     def _load(self, tx: Transaction, flow_id: str, token: str | None, *,
-              checked: bool = True) -> FlowRecord:
+              checked: bool = True, migrating: bool = True,
+              now: datetime | None = None) -> FlowRecord:
         """The flow, if it exists and (``checked``, with ``flow_tokens`` on) ``token`` is its
-        token; ``FlowNotFound`` otherwise, the same answer for a wrong token as for no flow."""
+        token; ``FlowNotFound`` otherwise, the same answer for a wrong token as for no flow.
+        A flow on a retired version is migrated at ``now`` (the call's instant)."""
         known_shape = isinstance(flow_id, str) and len(flow_id) <= 64 and flow_id.isascii()
         record = tx.flows.load(flow_id) if known_shape else None
         if record is None or (checked and self.flow_tokens and not holds(record, token)):
             raise FlowNotFound(f"no flow with id {flow_id!r}")
-        if record.version not in self.flows.versions(record.flow):
-            migrate(self.flows, tx, record, self.clock.now())
+        if migrating and record.version not in self.flows.versions(record.flow):
+            migrate(self.flows, tx, record, now if now is not None else self.clock.now())
             self._save(tx, record, record.rev)
         return record
 

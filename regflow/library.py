@@ -19,14 +19,24 @@ class FlowLibrary:
         self._versions: dict[str, dict[int, FlowDefinition]] = {}
 
     def add(self, source: Mapping[str, Any] | str | Path, *, root: str | None = None) -> FlowDefinition:
-        """Load, check and add a definition; a name + version already present is an error."""
-        from regflow.loader import load  # cattrs is loaded with the first definition
+        """Load, check and add a definition; a name + version already present is an error, and
+        so is a migration between it and another loaded version that does not fit the older
+        one (``regflow.loader.migration_faults``)."""
+        from regflow.loader import load, migration_faults  # cattrs is loaded with the first definition
 
         definition = load(source, self.registry.names(), root)
         versions = self._versions.setdefault(definition.name, {})
         if definition.version in versions and versions[definition.version] != definition:
             raise DefinitionError(
                 [f"{definition.name}.version: version {definition.version} is already loaded"])
+        faults: list[str] = []
+        for other in versions.values():
+            if other.version < definition.version:
+                faults += migration_faults(definition, other, root or definition.name)
+            elif other.version > definition.version:
+                faults += migration_faults(other, definition, other.name)
+        if faults:
+            raise DefinitionError(faults)
         versions[definition.version] = definition
         return definition
 

@@ -16,8 +16,10 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
 
 from regflow.definition import (
+    ARM_MODES,
     FIELD_TYPES,
     FINAL_STATUSES,
     STANDARD_FINALS,
@@ -31,6 +33,7 @@ from regflow.definition import (
     Setting,
     StateDef,
     TimerDef,
+    TimerMigrationDef,
     TransitionDef,
     parse_duration,
 )
@@ -90,6 +93,17 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t is ActionDef, action)
     conv.register_structure_hook_func(lambda t: t == Setting, setting)
     conv.register_structure_hook_func(lambda t: t is TimerDef, lambda v, _: _timer(conv, v))
+    timers_table = make_dict_structure_fn(TimerMigrationDef, conv, _cattrs_forbid_extra_keys=True,
+                                          _cattrs_detailed_validation=True)
+
+    def timer_migration(value: Any, _: Any) -> TimerMigrationDef:
+        if isinstance(value, str):  # ``timers.provisioning = "restart"``
+            return TimerMigrationDef(arm=value)
+        if not isinstance(value, Mapping):
+            raise TypeError("'carry', 'restart' or a table with 'arm' and 'events'")
+        return timers_table(dict(value), TimerMigrationDef)
+
+    conv.register_structure_hook_func(lambda t: t is TimerMigrationDef, timer_migration)
     return conv
 
 
@@ -109,7 +123,7 @@ def _timer(conv: cattrs.Converter, value: Any) -> TimerDef:
 
 
 for _cls in (FieldDef, ActionDef, ScreenDef, TransitionDef, TimerDef, StateDef, RetryPolicy,
-             MigrationDef, FlowDefinition):
+             TimerMigrationDef, MigrationDef, FlowDefinition):
     attrs.resolve_types(_cls)
 _CONVERTER = _make_converter()
 
@@ -169,6 +183,7 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
             faults.append(f"{root}.migrations.{old}: migrations come from an older version number")
         faults += [f"{root}.migrations.{old}.states.{src}: unknown state {dst!r}"
                    for src, dst in migration.states.items() if dst not in states]
+        faults += _timer_migration_faults(defn, migration, f"{root}.migrations.{old}")
     for key, allowed in defn.choices.items():
         if key not in defn.settings:
             faults.append(f"{root}.choices.{key}: unknown setting {key!r}")
@@ -216,6 +231,67 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
                     faults.append(f"{at}: unknown retry policy {t.retry!r}")
                 if t.level not in ("error", "warning", "info"):
                     faults.append(f"{at}.level: 'error', 'warning' or 'info', not {t.level!r}")
+    return faults
+
+
+def _timer_migration_faults(defn: FlowDefinition, migration: MigrationDef, where: str) -> list[str]:
+    """What the ``timers`` of a migration name on this version's side: the new state (each
+    key is an old state, moving to its ``states`` entry or to the state of the same name), the
+    arm mode, and the new timer events ``events`` maps to."""
+    faults: list[str] = []
+    for src, rule in migration.timers.items():
+        here = f"{where}.timers.{src}"
+        target = migration.target(src)
+        if target not in defn.states:
+            if src not in migration.states:  # a mapping to an unknown state is reported above
+                faults.append(f"{here}: no state {src!r} in version {defn.version}: map it in "
+                              f"{where}.states")
+            continue
+        if rule.arm not in ARM_MODES:
+            faults.append(f"{here}.arm: 'carry' or 'restart', not {rule.arm!r}")
+        elif rule.events and rule.arm != "carry":
+            faults.append(f"{here}.events: only 'carry' maps old timer events to new ones")
+        timers = defn.states[target].timer_events
+        faults += [f"{here}.events.{old}: {target!r} has no timer sending {new!r}"
+                   for old, new in rule.events.items() if new not in timers]
+    return faults
+
+
+def migration_faults(new: FlowDefinition, old: FlowDefinition, root: str) -> list[str]:
+    """What ``new``'s migration from ``old`` gets wrong about ``old`` (both loaded, e.g. while
+    a deploy adds a version): old states and timer events it names that ``old`` lacks, old
+    states left without a state to move to, and old timers that correspond to no timer of the
+    new state while that state has timers of its own no old timer corresponds to (a renamed
+    timer: say ``events`` to carry its deadline, or ``arm = "restart"``)."""
+    migration = new.migrations.get(str(old.version))
+    if migration is None:
+        return []
+    where, v = f"{root}.migrations.{old.version}", f"version {old.version}"
+    faults = [f"{where}.{part}.{src}: {v} has no state {src!r}"
+              for part, names in (("states", migration.states), ("timers", migration.timers))
+              for src in names if src not in old.states]
+    for sname, state in old.states.items():
+        target = migration.target(sname)
+        if target not in new.states:
+            if sname not in migration.states:  # a mapping to an unknown state is reported on load
+                faults.append(f"{where}.states: {v}'s state {sname!r} has no state to move to: "
+                              f"map it to one of version {new.version}")
+            continue
+        rule = migration.timers_of(sname)
+        faults += [f"{where}.timers.{sname}.events.{event}: {v}'s {sname!r} has no timer "
+                   f"sending {event!r}" for event in rule.events if event not in state.timer_events]
+        if rule.arm != "carry":
+            continue
+        armed = new.states[target].timer_events
+        lost = [t.event for t in state.after if rule.events.get(t.event, t.event) not in armed]
+        carried = {rule.events.get(t.event, t.event) for t in state.after}
+        fresh = [t.event for t in new.states[target].after if t.event not in carried]
+        if lost and fresh:
+            faults.append(
+                f"{where}.timers.{sname}: {v}'s timer {lost[0]!r} corresponds to no timer of "
+                f"{target!r}, which has {', '.join(repr(e) for e in fresh)}: carry its deadline "
+                f'with events = {{ {lost[0]} = "{fresh[0]}" }}, or arm them anew with '
+                f'arm = "restart"')
     return faults
 
 

@@ -1,10 +1,16 @@
 """The outbox relay: delivers mail the engine wrote in its transactions, retrying what failed.
 
-A mail is claimed in one transaction (its attempt counted, a lease set so that no other relay
-takes it meanwhile), handed to the mailer, then marked ``sent`` in another. A transient failure
-(``TransientError``, an ``OSError``, an SMTP 4xx) schedules the next attempt after an exponential
-backoff with full jitter; a permanent one (an SMTP 5xx, ``MailRejected``, any other error), or
-the last allowed attempt failing, marks the mail ``failed``, journals it on its flow and logs it.
+A mail is claimed in one transaction (its attempt counted, the row ``sending`` with a lease so
+that no other relay takes it meanwhile), handed to the mailer, then marked ``sent`` in another.
+Leases are set and judged on the database's clock (``OutboxTable.database_now``), the one clock
+every relay of a deployment shares: a relay whose host clock runs ahead cannot take a mail
+another relay is still sending. Retry times are the relay's own clock, like every other time of
+the engine (a skewed host retries early or late by its skew, never twice at once).
+
+A transient failure (``TransientError``, an ``OSError``, an SMTP 4xx) schedules the next attempt
+after an exponential backoff with full jitter; a permanent one (an SMTP 5xx, ``MailRejected``,
+any other error), or the last allowed attempt failing, marks the mail ``failed``, journals it on
+its flow and logs it.
 A mail that is ``sent`` or ``failed`` is never handed to the mailer again, and its body (which
 may carry a code) is emptied at that moment: only the row's metadata stays, until purged.
 
@@ -33,12 +39,14 @@ from regflow.ports import Clock, Mailer, Store, Transaction
 from regflow.records import JournalEntry, OutboxMail
 
 log = logging.getLogger("regflow.mail")
+clock_log = logging.getLogger("regflow.clock")
 
 LEASE = timedelta(seconds=60)  # a claimed mail is not claimed again before this passes
 FIRST_RETRY = timedelta(seconds=30)
 LAST_RETRY = timedelta(hours=1)
 MAX_ATTEMPTS = 10
 MARK_TRIES = 3  # tries to record a sent mail as sent before leaving it to the lease
+SKEW_WARNING = timedelta(seconds=5)  # a process clock this far from the database's is logged
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:@]+@(?=[A-Za-z0-9\[])")
 
 
@@ -138,6 +146,7 @@ class MailRelay:
         self.lease = lease
         self.first_retry = first_retry
         self.last_retry = last_retry
+        self._skew_logged = False
 
     def deliver(self, mail_ids: Iterable[str]) -> int:
         """Try to deliver these mails now (right after the commit that wrote them); how many
@@ -186,18 +195,43 @@ class MailRelay:
         return True
 
     def _claim(self, mail_id: str) -> OutboxMail | None:
-        """Count the attempt and lease the mail, in one transaction; None if not ours to send."""
+        """Count the attempt and lease the mail, in one transaction; None if not ours to send.
+
+        A queued mail is due by this relay's clock; a sending one (its relay died, or is slower
+        than its lease) only once its lease has passed on the database's clock, which also
+        starts the new lease."""
         with self.store.transaction() as tx:
             now = self.clock.now()
-            mail = tx.outbox.get(mail_id)
-            if mail is None or mail.status != "queued":
+            mail = tx.outbox.get(mail_id)  # locked where the database has row locks
+            if mail is None or mail.status not in ("queued", "sending"):
                 return None
-            if mail.next_attempt_at is not None and mail.next_attempt_at > now:
-                return None  # not due yet, or claimed by a relay that is sending it now
+            if mail.status == "queued" and mail.next_attempt_at is not None \
+                    and mail.next_attempt_at > now:
+                return None  # its next attempt is not due yet
+            shared = self._shared_now(tx, now)
+            if mail.status == "sending" and mail.next_attempt_at is not None \
+                    and mail.next_attempt_at > shared:
+                return None  # another relay is sending it now
+            mail.status = "sending"
             mail.attempts += 1
-            mail.next_attempt_at = now + self.lease_for()
+            mail.next_attempt_at = shared + self.lease_for()
             tx.outbox.update(mail)
             return mail
+
+    def _shared_now(self, tx: Transaction, now: datetime) -> datetime:
+        """The database's clock (else ``now``); logs once if this process's clock is far off."""
+        shared = tx.outbox.database_now()
+        if shared is None:
+            return now
+        skew = (now - shared).total_seconds()
+        if abs(skew) > SKEW_WARNING.total_seconds() and not self._skew_logged:
+            self._skew_logged = True
+            clock_log.warning(
+                "this process's clock is %.1f s %s the database's: mail leases follow the "
+                "database's clock, but timers, expiries and mail retries follow this one, up to "
+                "that much early or late; synchronise the hosts' clocks (NTP)",
+                abs(skew), "ahead of" if skew > 0 else "behind")
+        return shared
 
     def _sent(self, mail: OutboxMail) -> None:
         """Record the delivery (retrying a failing store a little); a lost mark means a second
@@ -241,7 +275,7 @@ class MailRelay:
         with self.store.transaction() as tx:
             now = self.clock.now()
             row = tx.outbox.get(mail.id)
-            if row is None or row.status != "queued" or row.attempts != mail.attempts:
+            if row is None or row.status != "sending" or row.attempts != mail.attempts:
                 # Sent or failed meanwhile, or claimed again by a relay after our lease ran
                 # out: that relay now decides what happens to the mail.
                 log.warning("mail %s to %s: attempt %d failed after its lease ran out: %s",
@@ -254,6 +288,7 @@ class MailRelay:
                 row.next_attempt_at = None
                 self._journal(tx, row, now, "mail_rejected" if rejected(exc) else "mail_failed")
             else:
+                row.status = "queued"
                 row.next_attempt_at = now + self.next_wait(row.attempts)
             tx.outbox.update(row)
         if row.status == "failed":

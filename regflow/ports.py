@@ -68,6 +68,10 @@ class FlowTable(Protocol):
     def history(self, flow_id: str) -> list[JournalEntry]: ...
     def idempotent(self, flow_id: str, key: str) -> IdempotencyRecord | None: ...
     def remember(self, record: IdempotencyRecord) -> None: ...
+    def defer(self, flow_id: str, due_by: datetime, until: datetime) -> bool:
+        """Move an active flow that is due by ``due_by`` to ``until`` in the due index
+        (``Store.due_flows``), without loading or changing the flow: a sweep sets a failing flow
+        aside so. Its next save puts it back where its timers say. Whether it moved."""
 
 
 class ContractTable(Protocol):
@@ -129,11 +133,20 @@ class CodeTable(Protocol):
 
 
 class OutboxTable(Protocol):
-    """Mail waiting for delivery, written with the state change."""
+    """Mail waiting for delivery, written with the state change.
 
+    A ``queued`` mail's ``next_attempt_at`` is when to try it (by the clock of the relay that
+    set it); a ``sending`` mail's is the end of its lease, on the clock ``database_now`` reads.
+    """
+
+    def database_now(self) -> datetime | None:
+        """The database's clock, which mail leases are set and judged by, so that processes
+        whose clocks disagree still agree on a lease; None where the process's clock is the
+        only one (a store in memory)."""
     def enqueue(self, mail: OutboxMail) -> None: ...
     def due(self, now: datetime, limit: int) -> list[OutboxMail]:
-        """Queued mail whose next attempt is due, oldest first; rows another transaction holds
+        """Queued mail whose next attempt is due at ``now``, and sending mail whose lease has
+        passed (on ``database_now``, else ``now``), oldest first; rows another transaction holds
         are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``), so relays spread the work."""
     def update(self, mail: OutboxMail) -> None: ...
     def get(self, mail_id: str) -> OutboxMail | None:
@@ -174,7 +187,10 @@ class Transaction(Protocol):
 class Store(Protocol):
     """Storage. ``transaction()`` serialises writers (BEGIN IMMEDIATE, row locks, or a lock)."""
 
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
+        """One unit of work. ``write=False`` says the block only reads: where the database has a
+        write lock (SQLite) it is not taken, so readers pass beside a writer. A database busy
+        or out of reach raises TransientError (nothing was committed)."""
     def due_flows(self, now: datetime, limit: int) -> Sequence[str]:
         """Ids of active flows with a timer or expiry due at ``now``, by index."""
     def iter_flow_ids(self) -> Iterator[str]: ...

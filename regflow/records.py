@@ -116,7 +116,7 @@ class OutboxMail:
     to: str
     message: bytes  # the RFC 5322 bytes, Message-ID included
     created_at: datetime
-    status: str = "queued"  # queued | sent | failed | decoy (composed, never sent)
+    status: str = "queued"  # queued | sending (leased) | sent | failed | decoy (never sent)
     attempts: int = 0
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None

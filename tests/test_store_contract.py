@@ -18,7 +18,7 @@ from pg import drop_schema, postgres_url, schema_of
 
 from regflow.adapters.memory import MemoryStore
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError
+from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError, TransientError
 from regflow.ports import Store, Transaction
 from regflow.records import (
     Code,
@@ -602,6 +602,36 @@ def test_outbox_due_order_and_next_attempt(store: Store) -> None:
         assert tx.outbox.get("m3") == retry
 
 
+def test_outbox_leases_lapse_on_the_database_clock(store: Store) -> None:
+    """A sending mail is due once its lease has passed on database_now (the process's ``now``
+    in memory), whatever ``now`` the caller's clock gives; queued mail follows ``now``."""
+    with store.transaction() as tx:
+        shared = tx.outbox.database_now()
+        base = T0 if shared is None else shared
+        tx.outbox.enqueue(make_mail("live", 1, status="sending", attempts=1,
+                                    next_attempt_at=base + timedelta(seconds=60)))
+        tx.outbox.enqueue(make_mail("lapsed", 2, status="sending", attempts=1,
+                                    next_attempt_at=base - timedelta(seconds=1)))
+        tx.outbox.enqueue(make_mail("waiting", 3, attempts=1,
+                                    next_attempt_at=base + timedelta(seconds=60)))
+    with store.transaction() as tx:
+        if shared is None:  # memory: one process, one clock
+            assert isinstance(store, MemoryStore)
+            assert [m.id for m in tx.outbox.due(T0, 10)] == ["lapsed"]
+            assert [m.id for m in tx.outbox.due(at(60), 10)] == ["live", "lapsed", "waiting"]
+            return
+        assert abs(shared - datetime.now(UTC)) < timedelta(seconds=5)
+        time.sleep(0.01)
+        later = tx.outbox.database_now()
+        assert later is not None
+        assert later > shared  # the clock at each statement, not the transaction's start
+        # A caller whose clock is a day behind still sees the lapsed lease; one a year ahead
+        # sees the waiting mail too, but not the live lease.
+        assert [m.id for m in tx.outbox.due(shared - timedelta(days=1), 10)] == ["lapsed"]
+        assert [m.id for m in tx.outbox.due(shared + timedelta(days=365), 10)] == [
+            "lapsed", "waiting"]
+
+
 def test_due_flows_order_and_status(store: Store) -> None:
     """due_flows lists active flows whose timer or expiry is due, earliest first."""
     with store.transaction() as tx:
@@ -623,6 +653,47 @@ def test_due_flows_order_and_status(store: Store) -> None:
         late.timers = [("t", at(1))]
         assert tx.flows.update(late, late.rev)
     assert list(store.due_flows(at(1000), 10)) == ["late", "future"]
+
+
+def defer_then_fail(store: Store, flow_id: str) -> None:
+    """Defer a flow in a transaction that then raises."""
+    with store.transaction() as tx:
+        assert tx.flows.defer(flow_id, at(30), at(700))
+        raise RuntimeError("rolled back")
+
+
+def test_defer_moves_a_due_flow_later_in_the_index(store: Store) -> None:
+    """defer moves an active flow due by ``due_by`` to ``until`` in due_flows, leaving the
+    flow itself as it was; a flow not due, ended or unknown is not moved; a save puts the flow
+    back where its timers say."""
+    with store.transaction() as tx:
+        tx.flows.insert(make_flow("poison", timers=[("t", at(10))], expires_at=at(90)))
+        tx.flows.insert(make_flow("healthy", timers=[("t", at(20))], expires_at=at(90)))
+        tx.flows.insert(make_flow("later", timers=[("t", at(500))], expires_at=at(900)))
+        tx.flows.insert(make_flow("done", status="completed", timers=[("t", at(1))]))
+    with store.transaction() as tx:
+        assert tx.flows.defer("poison", at(30), at(100))
+        assert not tx.flows.defer("later", at(30), at(100))  # not due by then
+        assert not tx.flows.defer("done", at(30), at(100))
+        assert not tx.flows.defer("unknown", at(30), at(100))
+        assert tx.flows.load("poison") == make_flow("poison", timers=[("t", at(10))],
+                                                    expires_at=at(90))
+    assert list(store.due_flows(at(30), 10)) == ["healthy"]
+    assert list(store.due_flows(at(99), 10)) == ["healthy"]
+    assert list(store.due_flows(at(100), 10)) == ["healthy", "poison"]
+    assert list(store.due_flows(at(1000), 10)) == ["healthy", "poison", "later"]
+    with store.transaction() as tx:
+        assert not tx.flows.defer("poison", at(30), at(200))  # waiting: not due by at(30)
+        assert tx.flows.defer("poison", at(100), at(50))  # due by at(100): moved, even earlier
+    assert list(store.due_flows(at(60), 10)) == ["healthy", "poison"]
+    with pytest.raises(RuntimeError, match="rolled back"):
+        defer_then_fail(store, "healthy")
+    assert list(store.due_flows(at(30), 10)) == ["healthy"]
+    with store.transaction() as tx:
+        poison = tx.flows.load("poison")
+        assert poison is not None
+        assert tx.flows.update(poison, poison.rev)
+    assert list(store.due_flows(at(30), 10)) == ["poison", "healthy"]
 
 
 def test_iter_flow_ids_yields_every_flow(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1088,13 +1159,13 @@ def test_postgres_url_forms() -> None:
         drop_schema(url)
 
 
-def test_unreachable_postgres_is_store_error() -> None:
-    """No server behind the URL: StoreError caused by the driver's error."""
+def test_unreachable_postgres_is_transient() -> None:
+    """No server behind the URL (down, restarting, out of reach): TransientError, worth
+    trying again later (issue 18), caused by the driver's error."""
     pytest.importorskip("psycopg")
     store = PeeweeStore.from_url("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
-    with pytest.raises(StoreError) as caught, store.transaction():
+    with pytest.raises(TransientError) as caught, store.transaction():
         pass
-    assert type(caught.value) is StoreError
     assert caught.value.__cause__ is not None
 
 

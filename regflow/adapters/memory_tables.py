@@ -92,6 +92,14 @@ class Flows(_Base):
             raise ConstraintViolation("idempotency")
         s._put(s._idempotency, (record.flow_id, record.key), _answer_copy(record))
 
+    def defer(self, flow_id: str, due_by: datetime, until: datetime) -> bool:
+        s = self._s._check()
+        due = s._due.get(flow_id)  # active flows with something due only
+        if due is None or due > due_by:
+            return False
+        s._set_due(flow_id, until)
+        return True
+
 
 class Contracts(_Base):
     def customer(self, customer_id: str) -> Customer | None:
@@ -287,6 +295,9 @@ class Codes(_Base):
 
 
 class Outbox(_Base):
+    def database_now(self) -> None:
+        """None: one process, one clock; a lease is judged by the ``now`` it is given."""
+
     def enqueue(self, mail: OutboxMail) -> None:
         s = self._s._check()
         if mail.id in s._outbox:
@@ -296,7 +307,7 @@ class Outbox(_Base):
     def _save(self, mail: OutboxMail) -> None:
         s = self._s
         s._put(s._outbox, mail.id, attrs.evolve(mail))
-        if mail.status == "queued":
+        if mail.status in ("queued", "sending"):  # sending: due again once its lease passed
             s._put(s._queued, mail.id, None)
         else:
             s._drop(s._queued, mail.id)

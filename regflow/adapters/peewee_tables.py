@@ -155,6 +155,12 @@ class Flows(_Table):
         with self._db.atomic():  # a savepoint: a refused key leaves the transaction usable
             self._t.idempotency.insert(**values_of(record)).execute()
 
+    @_guarded
+    def defer(self, flow_id: str, due_by: datetime, until: datetime) -> bool:
+        model = self._t.flows  # next_due_at is NULL for ended flows: they never match
+        due = (model.id == flow_id) & (model.next_due_at <= due_by)
+        return int(model.update(next_due_at=until).where(due).execute()) == 1
+
 
 class Contracts(_Table):
     def _seats(self, customer_id: str | None) -> dict[str, list[str]]:
@@ -337,7 +343,27 @@ class Codes(_Table):
         return int(model.update(void=True).where(live).execute())
 
 
+# The database's clock in microseconds since the epoch, as InstantField stores instants: mail
+# leases are set and judged by it, so relays on hosts whose clocks disagree agree on a lease.
+# PostgreSQL: the server's clock at the statement (not the transaction's start). SQLite: the
+# host's clock, read by the process that runs the statement (one value within a statement).
+_DATABASE_NOW_POSTGRES = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+_DATABASE_NOW_SQLITE = ("(CAST(strftime('%s', 'now') AS INTEGER) * 1000000"
+                        " + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER) * 1000)")
+
+
 class Outbox(_Table):
+    def __init__(self, db: pw.Database, tables: Tables) -> None:
+        super().__init__(db, tables)
+        postgres = isinstance(db, pw.PostgresqlDatabase)
+        self._now_sql = _DATABASE_NOW_POSTGRES if postgres else _DATABASE_NOW_SQLITE
+
+    @_guarded
+    def database_now(self) -> datetime:
+        """The database's clock now (millisecond precision on SQLite)."""
+        run: Any = self._db.execute_sql  # peewee is untyped
+        return from_micros(int(run(f"SELECT {self._now_sql}").fetchone()[0]))
+
     @_guarded
     def enqueue(self, mail: OutboxMail) -> None:
         with self._db.atomic():  # a savepoint: a refused id leaves the transaction usable
@@ -345,10 +371,13 @@ class Outbox(_Table):
 
     @_guarded
     def due(self, now: datetime, limit: int) -> list[OutboxMail]:
-        """Queued mail due at ``now``, oldest first; rows other transactions lock are skipped."""
+        """Queued mail due at ``now`` and sending mail whose lease has passed on the database's
+        clock, oldest first; rows other transactions lock are skipped."""
         model = self._t.outbox
         waited = model.next_attempt_at.is_null() | (model.next_attempt_at <= now)
-        rows = model.select().where((model.status == "queued") & waited)
+        lapsed = model.next_attempt_at <= pw.SQL(self._now_sql)
+        due = ((model.status == "queued") & waited) | ((model.status == "sending") & lapsed)
+        rows = model.select().where(due)
         rows = self._locked(rows.order_by(model.created_at, model.id).limit(limit), skip_locked=True)
         return [record_of(OutboxMail, row, message=bytes(row.message)) for row in rows]
 

@@ -13,7 +13,11 @@ import click
 from regflow.adapters.smtp import redact_url
 from regflow.cli.base import CommandFailed, engine_options, main, open_engine, product_options
 from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo, sender_of
+from regflow.exceptions import ConcurrentUpdate, RegflowError, StoreError, TransientError
+from regflow.retrying import Backoff
+from regflow.sweeping import SweepReport
 
+PARTIAL = 3  # exit status of a pass that ran but set flows aside (docs/operations.md)
 DEMO_DB = "sqlite:///demo/regflow.db"
 DEMO_MAIL = "outbox:demo/outbox"
 WEB_BANNER = {
@@ -139,26 +143,73 @@ def worker(once: bool, interval: float, batch: int, purge_every: float, db: str,
            hasher: str, product: str | None, mail_from: str | None) -> None:
     """Apply due timers, deliver queued mail and purge old rows, in a loop (several workers may
     run at once). With a database beyond this machine, ``REGFLOW_SECRET`` is required; give it
-    the --product and --mail-from of the web processes (timers may send mail)."""
+    the --product and --mail-from of the web processes (timers may send mail).
+
+    A flow that cannot be stepped (e.g. its definition version is not loaded here) is set
+    aside and tried again later, one line on stderr each time; the pass goes on. With --once
+    the exit status is then 3. A pass the database fails (away, restarting, busy) is tried
+    again after 1 s, doubling to 30 s, until it works: one line on stderr when that starts and
+    one when it ends; with --once it ends the command (status 2)."""
     if not is_loopback(urlsplit(db).hostname) and not db.startswith("sqlite:"):
         require_secret("working on a database beyond this machine")
     with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         purged_at = -float("inf")
+        backoff = Backoff(initial=1.0, maximum=30.0)
         try:
             while True:
-                flows = engine.sweep(batch)
-                mails = engine.deliver(batch)
-                if flows or mails:
-                    click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered")
-                if purge_every and time.monotonic() - purged_at >= purge_every:
-                    purged_at = time.monotonic()
-                    _report_purge(engine.purge())
+                try:
+                    report = engine.sweep_pass(batch)
+                    flows, aside = report.changed, len(report.set_aside)
+                    mails = engine.deliver(batch)
+                    if flows or mails or aside:
+                        click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered"
+                                   + (f"; {aside} flow(s) set aside" if aside else ""))
+                    _report_set_aside(report)
+                    if purge_every and time.monotonic() - purged_at >= purge_every:
+                        _report_purge(engine.purge())
+                        purged_at = time.monotonic()
+                except (TransientError, StoreError, ConcurrentUpdate) as exc:
+                    if once:
+                        raise
+                    _wait_out(backoff, exc)
+                    continue
+                _report_recovery(backoff)
                 if once:
+                    if aside:
+                        click.get_current_context().exit(PARTIAL)
                     return
                 if not (flows or mails):
                     time.sleep(interval)
         except KeyboardInterrupt:
             click.echo("worker stopped")
+
+
+def _wait_out(backoff: Backoff, exc: RegflowError) -> None:
+    """After a failed pass (database away or busy): one line on stderr for the first failure
+    of a streak, then a pause of 1 s doubling to 30 s."""
+    pause = backoff.failed()
+    if backoff.failures == 1:
+        reason = " ".join(str(exc).split())
+        click.echo(f"regflow: worker_waiting: a pass failed ({exc.message_id}: {reason}); "
+                   f"trying again in {pause:g} s, then at most every {backoff.maximum:g} s, "
+                   "until it works", err=True)
+    time.sleep(pause)
+
+
+def _report_recovery(backoff: Backoff) -> None:
+    """One line on stderr when a pass works again after a streak of failed ones."""
+    failed = backoff.succeeded()
+    if failed:
+        click.echo(f"regflow: worker_resumed: working again after {failed} failed pass(es)",
+                   err=True)
+
+
+def _report_set_aside(report: SweepReport) -> None:
+    """One line on stderr per flow the pass set aside: its ref, definition, wait and reason."""
+    for entry in report.set_aside:
+        click.echo(f"regflow: flow_set_aside: flow {entry.flow_ref} ({entry.definition}) set "
+                   f"aside until {entry.retry_at.isoformat(timespec='seconds')}: {entry.reason}",
+                   err=True)
 
 
 def _report_purge(counts: dict[str, int]) -> None:
@@ -181,8 +232,14 @@ def purge(db: str, mail: str, hasher: str) -> None:
 @engine_options
 @product_options
 def sweep(db: str, mail: str, hasher: str, product: str | None, mail_from: str | None) -> None:
-    """Apply due timers and expiries, and deliver queued mail, once."""
+    """Apply due timers and expiries, and deliver queued mail, once. Flows that cannot be
+    stepped are set aside (one line on stderr each) and the exit status is 3."""
     with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
-        flows = engine.sweep()
+        report = engine.sweep_pass()
         mails = engine.deliver()
-    click.echo(f"Applied due timers to {flows} flow(s); delivered {mails} mail(s).")
+    aside = len(report.set_aside)
+    click.echo(f"Applied due timers to {report.changed} flow(s); delivered {mails} mail(s)"
+               + (f"; set aside {aside} flow(s)." if aside else "."))
+    _report_set_aside(report)
+    if aside:
+        click.get_current_context().exit(PARTIAL)

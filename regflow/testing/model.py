@@ -221,6 +221,8 @@ class Step:
         """A short text for messages: ``submit {'code': '$code'}``, ``advance 60 s``."""
         if self.world is not None:
             args = {k: v for k, v in self.world.items() if k != "world"}
+            if isinstance(args.get("to"), Mapping):  # a migration to an inline definition
+                args["to"] = f"{args['to'].get('name')} v{args['to'].get('version')}"
             return f"world {self.world['world']} {args}"
         if self.event is not None:
             return f"{self.event} {self.data}" if self.data else self.event

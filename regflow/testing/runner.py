@@ -11,6 +11,7 @@ generator's clock advances are computed from these, never from the deadlines the
 
 from __future__ import annotations
 
+import pathlib
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ import attrs
 from regflow.definition import FlowDefinition
 from regflow.engine import Engine
 from regflow.exceptions import EventNotAllowed, FlowGone, Forbidden
+from regflow.migrations import MIGRATE_EVENT, rearm
 from regflow.records import JournalEntry
 from regflow.testing.engines import GuardCall, Recorder, engine_meta
 from regflow.testing.invariants import check_invariants
@@ -36,7 +38,14 @@ from regflow.testing.model import (
     when_guards,
 )
 from regflow.testing.scenario import Scenario
-from regflow.testing.world import SETTINGS_OP, ClockDriver, apply_op, build_world, clock_driver
+from regflow.testing.world import (
+    MIGRATE_OP,
+    SETTINGS_OP,
+    ClockDriver,
+    apply_op,
+    build_world,
+    clock_driver,
+)
 from regflow.validation import email_key
 
 NO_BRANCH = ("invalid", "event_refused", "transient_error")  # journal outcomes of a user event
@@ -84,6 +93,7 @@ class Player:
         self.handed_over: dict[str, str] | None = None  # the last event's hand-over, if any
         self._mark = 0
         self.timing = Timing()  # the deadlines by the definition (put back by hand to backtrack)
+        self._migrating_from: FlowDefinition | None = None  # the version before a ``migrate`` step
         definition = engine.flows.latest(flow)
         lengths = [f.constraints.get("length", 8) for f in definition.fields.values() if f.type == "code"]
         self._width = int(lengths[0]) if lengths else 8
@@ -175,8 +185,44 @@ class Player:
         if change["world"] == SETTINGS_OP:
             self.engine.flows.configure(str(change.get("flow", self.flow)), change["values"])
             return
+        if change["world"] == MIGRATE_OP:
+            self._deploy(change["to"])
+            return
         with self.engine.store.transaction() as tx:
             apply_op(self.engine, tx, self.driver.now(), change)
+
+    def _deploy(self, to: Mapping[str, Any] | str) -> None:
+        """Load the newer version ``to`` (a definition table, or its file relative to the
+        scenario's folder), give it the scenario's settings and retire the older versions: the
+        flow migrates when the step then reads it."""
+        flows, previous = self.engine.flows, self.definition
+        source = to if isinstance(to, Mapping) else (self.scenario.base or pathlib.Path.cwd()) / to
+        added = flows.add(source)
+        if added.name != self.flow or added.version <= previous.version:
+            raise PathFailed(f"migrate: {added.name} v{added.version} is no newer version of "
+                             f"{self.flow} v{previous.version}")
+        settings = {k: v for k, v in self.scenario.settings.items() if k in added.settings}
+        if settings:
+            flows.configure(self.flow, settings)
+        for version in flows.versions(self.flow):
+            if version < added.version:
+                flows.retire(self.flow, version)
+        self._migrating_from = previous
+
+    def _migrated(self, timing: Timing, entry: JournalEntry) -> Timing:
+        """``timing`` once the flow migrated (journaled by ``entry``): the new state's timers
+        armed from the Player's own deadlines as the migration declares."""
+        old, new = self._migrating_from, self.definition
+        if old is None:
+            raise PathFailed(f"the flow migrated to v{new.version} without a migrate step")
+        migration = new.migrations[str(old.version)]
+        target = migration.target(timing.state)
+        if target not in new.states or new.states[target].final:
+            return Timing(target)
+        after = old.states[timing.state].after if timing.state in old.states else ()
+        pending = [(after[i].event, at) for i, at in timing.timers if i < len(after)]
+        armed = rearm(new, migration, timing.state, pending, timing.expires, entry.at)
+        return Timing(target, tuple(enumerate(armed.deadlines)), armed.expires_at)
 
     # ---- deadlines by the definition -------------------------------------------------------------
 
@@ -203,6 +249,9 @@ class Player:
         definition, timing = self.definition, self.timing
         for entry in entries:
             instant = at
+            if migration(entry):
+                timing = self._migrated(timing, entry)
+                continue
             if entry.actor == "timer":
                 if entry.event == "expire":
                     timing = Timing(entry.to_state)
@@ -256,6 +305,8 @@ class Player:
         for (sname, event), answers in asked.items():  # each branch's guards, as the engine asked them
             items.update(walk_branches(definition, sname, event, answers)[0])
         for entry in entries:
+            if migration(entry):
+                continue
             branches = definition.states[entry.from_state].on.get(entry.event, ())
             if not branches or (entry.actor != "timer" and entry.outcome in NO_BRANCH):
                 continue
@@ -317,6 +368,11 @@ class Player:
         facts = sorted((k, v) for k, v in record.data.items()
                        if isinstance(v, str | bool) and not (isinstance(v, str) and _instant(v)))
         return record.state, record.status, tuple(sorted(e for e, _ in record.timers)), tuple(facts)
+
+
+def migration(entry: JournalEntry) -> bool:
+    """Whether a journal entry is a migration to a newer version (not a step of the flow)."""
+    return entry.actor == "system" and entry.event == MIGRATE_EVENT
 
 
 def _instant(text: str) -> bool:

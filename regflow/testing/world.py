@@ -186,6 +186,10 @@ OPS: dict[str, Op] = {
                            "sign-ins of other flows with that password (count times, default 1)"),
 }
 SETTINGS_OP = "settings"  # {"world": "settings", "values": {...}}: the flow's settings, not the store
+# {"world": "migrate", "to": FILE or {...}}: deploy a newer version of the flow and retire the one
+# it runs on, so that it migrates; a step of a replayed path only (the generator explores one
+# version), run by the Player (``regflow.testing.runner``).
+MIGRATE_OP = "migrate"
 
 
 def op_faults(raw: Mapping[str, Any], where: str, *, in_step: bool = True) -> list[str]:
@@ -195,6 +199,9 @@ def op_faults(raw: Mapping[str, Any], where: str, *, in_step: bool = True) -> li
     if name == SETTINGS_OP:
         ok = in_step and isinstance(raw.get("values"), Mapping) and args <= {"values", "flow"}
         return [] if ok else [f"{where}: 'settings' takes a table 'values' (and 'flow')"]
+    if name == MIGRATE_OP:
+        return [f"{where}: 'migrate' is a step of a replayed path (run_path, check_path), not of "
+                "a scenario: the generator explores one version"]
     op = OPS.get(str(name))
     if op is None:
         return [f"{where}: unknown world operation {name!r} (one of {', '.join(sorted(OPS))}, settings)"]
