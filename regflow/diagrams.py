@@ -22,7 +22,8 @@ import subprocess
 
 import attrs
 
-from regflow.definition import FlowDefinition, RetryPolicy, StateDef, TransitionDef, format_duration
+from regflow.definition import FlowDefinition, StateDef
+from regflow.diagrams_text import branch_text, legend
 from regflow.exceptions import RegflowError
 
 __all__ = [
@@ -68,37 +69,10 @@ class DiagramEdge:
 
 # ---- the model both formats draw -----------------------------------------------------------
 
-def after_text(defn: FlowDefinition, after: str) -> str:
-    """``after 30 min``, or ``after code_ttl (30 min)`` for a duration read from a setting."""
-    duration = format_duration(defn.seconds(after))
-    return f"after {after[1:]} ({duration})" if after.startswith("@") else f"after {duration}"
-
-
-def _condition(branches: tuple[TransitionDef, ...], index: int) -> str:
-    branch = branches[index]
-    if branch.guarded:
-        return "[" + ", ".join([*branch.guard, *(f"!{name}" for name in branch.unless)]) + "]"
-    if any(earlier.guarded for earlier in branches[:index]):
-        return "[else]"
-    return ""
-
-
 def branch_label(defn: FlowDefinition, state: StateDef, event: str, index: int) -> str:
     """The label of one branch: ``event [guards] / actions ⟶ message retry NAME (stay)``."""
-    branches = state.on[event]
-    branch = branches[index]
-    timers = [t for t in state.after if t.event == event]
-    head = " or ".join(after_text(defn, t.after) for t in timers) + f" · {event}" if timers else event
-    parts = [head, _condition(branches, index)]
-    if branch.actions:
-        parts.append("/ " + ", ".join(branch.actions))
-    if branch.message is not None:
-        parts.append(f"⟶ {branch.message}")
-    if branch.retry != "default":
-        parts.append(f"retry {branch.retry}")
-    if branch.target is None:
-        parts.append("(stay)")
-    return " ".join(p for p in parts if p)
+    text = branch_text(defn, state, event, index)
+    return f"{text} (stay)" if state.on[event][index].target is None else text
 
 
 def edges(defn: FlowDefinition) -> list[DiagramEdge]:
@@ -112,22 +86,6 @@ def edges(defn: FlowDefinition) -> list[DiagramEdge]:
                     label=branch_label(defn, state, event, index), internal=branch.target is None,
                     timer=event in state.timer_events))
     return out
-
-
-def describe_policy(policy: RetryPolicy) -> str:
-    """``3 attempts, 0.2 s ×2 ≤ 2 s, full jitter``."""
-    jitter = "full jitter" if policy.jitter == "full" else "no jitter"
-    return (f"{policy.attempts} attempts, {policy.initial:g} s ×{policy.factor:g} ≤ {policy.max:g} s, "
-            f"{jitter}")
-
-
-def legend(defn: FlowDefinition) -> list[str]:
-    """What holds for the whole flow: its retry policies and its inactivity expiry."""
-    lines = [f"retry: {describe_policy(defn.retry['default'])}"] if "default" in defn.retry else []
-    lines += [f"retry {name}: {describe_policy(policy)}"
-              for name, policy in defn.retry.items() if name != "default"]
-    lines.append(f"expired {after_text(defn, defn.expiry)} without activity")
-    return lines
 
 
 def state_lines(state: StateDef) -> list[str]:
