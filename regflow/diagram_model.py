@@ -238,8 +238,9 @@ def _box(defn: FlowDefinition, catalog: Catalog, name: str, stays: list[Line], s
     kind: Kind = "final" if state.final else "screen" if state.screen is not None else "automatic"
     title = None
     if state.screen is not None or state.final:
-        keys = ((state.screen.title,) if state.screen is not None and state.screen.title else ())
-        keys += (f"screen.{defn.name}.{name}.title", f"screen.{name}.title")
+        own: tuple[str, ...] = ((state.screen.title,) if state.screen is not None
+                                and state.screen.title else ())
+        keys = (*own, f"screen.{defn.name}.{name}.title", f"screen.{name}.title")
         found = catalog.find(*keys)
         title = catalog.text(*keys) if found is not None else None
     return Box(

@@ -30,7 +30,8 @@ from regflow.definition import (
     format_duration,
     parse_duration,
 )
-from regflow.diagrams import after_text, describe_policy, to_mermaid
+from regflow.diagrams import to_mermaid
+from regflow.diagrams_text import after_text, describe_policy
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 from regflow.markdown import MARKER
 from regflow.markdown import both as _both
