@@ -55,8 +55,9 @@ clean:
 	find regflow tests -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # The documentation site in site/ (MkDocs Material, strict: a broken link fails it): regenerates
-# docs/gen/ (a page per built-in flow, the JSON API reference, the changelog) and bundles Mermaid
-# from tools/mermaid so the diagrams draw offline. Browse it with `python3 -m http.server -d site`.
+# docs/gen/ (a page per built-in flow with its diagram, drawn by Graphviz' dot, which must be
+# installed; the overview; the JSON API reference; the changelog) and bundles Mermaid from
+# tools/mermaid so Mermaid blocks draw offline. Browse it with `python3 -m http.server -d site`.
 .PHONY: docs
 MERMAID_JS := tools/mermaid/node_modules/mermaid/dist/mermaid.min.js
 

@@ -30,7 +30,7 @@ import attrs
 
 from regflow.catalog import Catalog
 from regflow.definition import FlowDefinition, StateDef, TransitionDef
-from regflow.diagrams_text import after_text, branch_text, legend
+from regflow.diagrams_text import after_text, branch_parts, legend
 
 SHARED_MIN = 3  # an event taken the same way by this many states is drawn once
 Kind = Literal["screen", "automatic", "final"]
@@ -46,6 +46,7 @@ class Line:
     text: str
     timer: bool  # sent by a timer of the state
     reenters: bool = False  # a stay that re-enters the state (its timers restart)
+    parts: tuple[str, ...] = ()  # the text in pieces a drawing may break between (joined: text)
 
     @property
     def branch(self) -> str:
@@ -161,8 +162,9 @@ def _target(defn: FlowDefinition, line: Line) -> str:
 
 def _line(defn: FlowDefinition, name: str, state: StateDef, event: str, index: int) -> Line:
     branch: TransitionDef = state.on[event][index]
-    return Line(state=name, event=event, index=index, text=branch_text(defn, state, event, index),
-                timer=event in state.timer_events, reenters=branch.target == name)
+    parts = branch_parts(defn, state, event, index)
+    return Line(state=name, event=event, index=index, text=" ".join(parts),
+                timer=event in state.timer_events, reenters=branch.target == name, parts=parts)
 
 
 def _shared(defn: FlowDefinition, lines: list[Line]) -> list[Shared]:

@@ -1,10 +1,19 @@
 """The generated pages of the documentation site (``make docs``), written to ``docs/gen/``.
 
-From the built-in definitions: one reference page per flow (its settings with the meaning its
-TOML file gives them, states, transitions, fields, messages, the Mermaid diagram and the
-screenshots the browser tests take), an index of the flows, the JSON API's OpenAPI document with
-a page that reads it, and the changelog. The output depends only on its inputs, so it is checked
-in and ``tests/test_docs_current.py`` compares it with a fresh run.
+From the built-in definitions: one reference page per flow (its diagram, settings with the
+meaning its TOML file gives them, states, transitions, fields, messages, and a section per state
+with the screenshots the browser tests take), an index of the flows, the overview of all flows
+and their hand-overs (``regflow.diagram_overview``), the JSON API's OpenAPI document with a page
+that reads it, and the changelog. The output depends only on its inputs (and Graphviz, which
+draws the diagrams), so it is checked in and ``tests/test_docs_current.py`` compares it with a
+fresh run.
+
+A flow's diagram is Graphviz' SVG written into its page, not an image: each state's box links to
+its section (``#state-<name>``), where its screenshots are, and a link inside the page is a plain
+fragment, right wherever the site puts the page. It is drawn at most 1000 px wide
+(``tests/test_diagrams.py``), which the text column holds at full size or nearly: the site
+integrates the table of contents into the navigation (``toc.integrate``), so the column is the
+width of the page less the navigation.
 
 The pages link to the hand-written ones by paths relative to ``<docs>/gen/``, where they belong:
 ``python -m regflow.docsgen [OUT]`` (default ``docs/gen``) writes them and, with ``--mermaid``,
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -30,7 +40,8 @@ from regflow.definition import (
     format_duration,
     parse_duration,
 )
-from regflow.diagrams import to_mermaid
+from regflow.diagram_overview import write_overview
+from regflow.diagrams import GraphvizFailed, to_svg
 from regflow.diagrams_text import after_text, describe_policy
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 from regflow.markdown import MARKER
@@ -43,7 +54,8 @@ from regflow.presenter import AUTOCOMPLETE
 from regflow.setting_notes import meanings, setting_comments
 from regflow.web.openapi import openapi_document
 
-__all__ = ["MARKER", "bundle_mermaid", "generate", "main", "pages", "setting_comments"]
+__all__ = ["MARKER", "bundle_mermaid", "diagram_svg", "generate", "main", "pages", "setting_comments",
+           "state_anchor"]
 
 MERMAID_BUNDLE = Path("tools/mermaid/node_modules/mermaid/dist/mermaid.min.js")
 AUTH = {
@@ -52,9 +64,28 @@ AUTH = {
     "admin": "admin: the session token of the customer's admin",
 }
 _JA, _EN = Catalog("ja"), Catalog("en")
+DIAGRAM_LANG = "ja"  # the screens' titles in the diagrams: the product's language, as the screenshots
 
 
 # ---- one flow --------------------------------------------------------------------------------
+
+def state_anchor(name: str) -> str:
+    """The id of a state's section on its flow's page: ``state-enter_code``."""
+    return "state-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def diagram_svg(defn: FlowDefinition) -> str:
+    """The flow's SVG to write into its page: each box links to its state's section; Graphviz'
+    prolog, doctype and comments (its version among them) left out, and no blank line, which
+    would end Markdown's raw HTML block."""
+    links = {name: f"#{state_anchor(name)}" for name in defn.states}
+    svg = to_svg(defn, lang=DIAGRAM_LANG, links=links).decode("utf-8")
+    svg = _COMMENT.sub("", svg[svg.index("<svg"):])
+    return "\n".join(line for line in svg.splitlines() if line.strip())
+
 
 def _setting_value(value: Setting) -> str:
     if isinstance(value, bool):
@@ -96,8 +127,9 @@ def _state_rows(defn: FlowDefinition) -> list[list[str]]:
         notes = [f"on entry {_codes(state.enter)}"] if state.enter else []
         notes += [f"{_text(after_text(defn, t.after))} → {_code(t.event)}" for t in state.after]
         notes += [f"final: {_code(state.status or 'completed')}"] if state.final else []
-        rows.append([_code(name) + (" (initial)" if name == defn.initial else ""), screen, fields,
-                     actions, "<br>".join(notes)])
+        initial = " (initial)" if name == defn.initial else ""
+        rows.append([f"[{_code(name)}](#{state_anchor(name)}){initial}", screen, fields, actions,
+                     "<br>".join(notes)])
     return rows
 
 
@@ -158,26 +190,36 @@ def _message_rows(defn: FlowDefinition) -> list[list[str]]:
              _text(ja.find(f"message.{mid}") or "—")] for mid, found in levels.items()]
 
 
-def _screenshots(defn: FlowDefinition, docs: Path) -> list[str]:
-    """The flow's screenshots (``<docs>/screenshots/<flow>-<state>[-variant].png``), a row of
-    thumbnails per state in the definition's order, each a link to the full picture."""
+def _screenshots(defn: FlowDefinition, docs: Path) -> dict[str, list[tuple[str, str]]]:
+    """The flow's screenshots (``<docs>/screenshots/<flow>-<state>[-variant].png``) by state:
+    (variant, file name), sorted."""
     folder = docs / "screenshots"
     shots = sorted(folder.glob(f"{defn.name}-*.png")) if folder.is_dir() else []
-    order = {name: i for i, name in enumerate(defn.states)}
     groups: dict[str, list[tuple[str, str]]] = {}
     for path in shots:
         state, _, variant = path.stem[len(defn.name) + 1:].partition("-")
         groups.setdefault(state, []).append((variant, path.name))
+    return {state: sorted(found) for state, found in groups.items()}
+
+
+def _state_sections(defn: FlowDefinition, docs: Path) -> list[str]:
+    """A section per state, in the definition's order, the diagram's boxes link to
+    (``#state-<name>``): its titles and its screenshots, thumbnails each a link to the picture."""
+    shots = _screenshots(defn, docs)
     out: list[str] = []
-    for state in sorted(groups, key=lambda s: (order.get(s, len(order)), s)):
-        variants = sorted(groups[state])
-        known = defn.states.get(state)
-        title = _screen_title(defn, state, known, _JA) if known is not None else None
-        out += [f"### {_code(state)}" + (f" — {_text(title)}" if title else ""), ""]
+    for name, state in defn.states.items():
+        title = _both(_screen_title(defn, name, state, _JA), _screen_title(defn, name, state, _EN))
+        out += [f'### <a id="{state_anchor(name)}"></a>{_code(name)}' + (f" — {title}" if title else ""), ""]
+        variants = shots.get(name, [])
+        if not variants:
+            kind = ("final" if state.final else "no screen" if state.screen is None else "a screen")
+            out += [f"No screenshot ({kind}).", ""]
+            continue
         images = []
-        for variant, name in variants:
-            caption = " — ".join(t for t in (title or state, variant.replace("_", " ")) if t)
-            link = f"../../screenshots/{name}"
+        for variant, file in variants:
+            caption = " — ".join(t for t in (_screen_title(defn, name, state, _JA) or name,
+                                             variant.replace("_", " ")) if t)
+            link = f"../../screenshots/{file}"
             images.append(f'[![{_text(caption)}]({link} "{caption.replace(chr(34), chr(39))}")]({link})')
         out += [" ".join(images), ""]
         if len(variants) > 1:
@@ -200,16 +242,6 @@ def _hand_written(name: str, docs: Path) -> list[tuple[str, str]]:
         heading = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), page.stem)
         out.append((heading, f"../../flows/{page.name}"))
     return out
-
-
-def _diagram(defn: FlowDefinition) -> str:
-    """``to_mermaid`` at its natural size (the page scrolls it sideways) rather than shrunk to the
-    width of the text: a ``config`` key added to its front matter."""
-    lines = to_mermaid(defn).rstrip("\n").split("\n")
-    if lines[0] == "---" and "---" in lines[1:]:
-        end = lines.index("---", 1)
-        lines[end:end] = ["config:", "  state:", "    useMaxWidth: false"]
-    return "\n".join(lines)
 
 
 def flow_page(defn: FlowDefinition, docs: Path) -> str:
@@ -239,10 +271,15 @@ def flow_page(defn: FlowDefinition, docs: Path) -> str:
     ]
     out += [f"- **{label}**: {value}" for label, value in facts] + [""]
     out += ["## Diagram", "",
-            "Each edge reads `event [guards] / actions ⟶ message`; `(stay)` stays without re-entering "
-            "the state; a dashed box has no screen, a thick one is final. It is drawn at full size: scroll "
-            "it sideways.", "",
-            "```mermaid", _diagram(defn), "```", ""]
+            "Read it from the top: the successful path is the tinted column, the other ends are at the "
+            "bottom. A box is a state: its name, its screen's title, and the branches that stay in it "
+            "(`↻` re-enters it and restarts its timers); an arrow carries the branches to another state, "
+            "each `event [guards] / actions ⟶ message`. A timer's branches are blue and say when it "
+            "fires. A note stands for an event several states take alike (`cancel`) and for the "
+            "inactivity expiry. A dashed box has no screen, a double one is final. Click a state for its "
+            "section and screenshots below; "
+            f"`regflow diagram {defn.name} --format svg --lang en` draws it with English titles.", "",
+            '<div class="regflow-diagram">', diagram_svg(defn), "</div>", ""]
     if defn.settings:
         out += ["## Settings", "",
                 "Override them with `Engine.from_url(..., settings={\"" + defn.name + "\": {...}})`; a new "
@@ -269,12 +306,10 @@ def flow_page(defn: FlowDefinition, docs: Path) -> str:
     if messages:
         out += ["## Messages", "", "Named by the transitions (validators and actions add their own).", ""]
         out += _table(["message", "level", "English", "日本語"], messages)
-    shots = _screenshots(defn, docs)
-    if shots:
-        out += ["## Screenshots", "",
-                "Taken by the browser tests (`tests/test_browser.py`) on a phone-sized window; click "
-                "one for the full picture. Every screen of the web front end is in "
-                "[the screens](../../screens.md).", "", *shots]
+    out += ["## State by state", "",
+            "The screenshots are taken by the browser tests (`tests/test_browser.py`) on a phone-sized "
+            "window; click one for the full picture. Every screen of the web front end is in "
+            "[the screens](../../screens.md).", "", *_state_sections(defn, docs)]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -287,8 +322,9 @@ def flows_index(definitions: Sequence[FlowDefinition], docs: Path) -> str:
                      _codes(defn.context), defn.auth, prose or "—"])
     out = [MARKER, "", "# Built-in flows", "",
            "Every flow regflow ships, generated from its definition in `regflow/machines/`. Each page "
-           "has the flow's settings, states, transitions, fields and messages, its diagram and its "
-           "screenshots.", ""]
+           "has the flow's diagram, settings, states, transitions, fields and messages, and a section "
+           "per state with its screenshots. All of them on one page, with the hand-overs between them: "
+           "[the overview](../overview.md).", ""]
     out += _table(["flow", "what it does", "context", "auth", "in prose"], rows)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -318,9 +354,10 @@ def _generated(path: Path) -> bool:
 
 
 def generate(out: Path, *, docs: Path | None = None, changelog: Path | None = None) -> list[Path]:
-    """Write the generated pages to ``out`` (meant to be ``<docs>/gen``); remove pages of ours that
-    are no longer made. ``docs`` defaults to ``out``'s parent, ``changelog`` to the CHANGELOG.md
-    beside ``docs``. The paths written, sorted."""
+    """Write the generated pages to ``out`` (meant to be ``<docs>/gen``), the overview's among
+    them; remove pages of ours that are no longer made. ``docs`` defaults to ``out``'s parent,
+    ``changelog`` to the CHANGELOG.md beside ``docs``. The paths written, sorted; GraphvizFailed
+    (GraphvizMissing) when Graphviz cannot draw the diagrams."""
     out = Path(out)
     docs = Path(docs) if docs is not None else out.resolve().parent
     changelog = Path(changelog) if changelog is not None else docs.parent / "CHANGELOG.md"
@@ -333,10 +370,11 @@ def generate(out: Path, *, docs: Path | None = None, changelog: Path | None = No
         if not path.is_file() or path.read_bytes() != data:
             path.write_bytes(data)
         written.append(path)
-    if out.is_dir():
-        for path in sorted(out.rglob("*")):
-            if path.is_file() and path.relative_to(out).as_posix() not in made and _generated(path):
-                path.unlink()
+    written += write_overview(out)  # overview.md and overview.svg: every flow on one page
+    kept = {path.relative_to(out).as_posix() for path in written}
+    for path in sorted(out.rglob("*")):
+        if path.is_file() and path.relative_to(out).as_posix() not in kept and _generated(path):
+            path.unlink()
     return sorted(written)
 
 
@@ -355,14 +393,19 @@ def bundle_mermaid(source: Path, docs: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m regflow.docsgen [OUT] [--mermaid FILE]``."""
     parser = argparse.ArgumentParser(prog="python -m regflow.docsgen", description=(
-        "Write the generated pages of the documentation site (flow references, API, changelog)."))
+        "Write the generated pages of the documentation site (flow references and their diagrams, "
+        "the overview, API, changelog); the diagrams need Graphviz."))
     parser.add_argument("out", nargs="?", default="docs/gen", type=Path,
                         help="the folder to write, <docs>/gen (default: docs/gen)")
     parser.add_argument("--mermaid", type=Path, default=None, metavar="FILE",
                         help=f"Mermaid's mermaid.min.js to copy to <docs>/assets/ (e.g. {MERMAID_BUNDLE})")
     args = parser.parse_args(argv)
     docs = args.out.resolve().parent
-    written = generate(args.out)
+    try:
+        written = generate(args.out)
+    except GraphvizFailed as exc:  # the diagrams need Graphviz' dot
+        print(f"regflow.docsgen: {exc}", file=sys.stderr)
+        return 2
     print(f"regflow.docsgen: {len(written)} files in {args.out}")
     if args.mermaid is not None:
         try:

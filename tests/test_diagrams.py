@@ -6,9 +6,13 @@ lockfile; no browser), installed with ``npm ci`` once when its ``node_modules`` 
 
 from __future__ import annotations
 
+import html
+import itertools
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
@@ -103,71 +107,174 @@ def test_parser_rejects_broken_mermaid(mermaid_parser: list[str]) -> None:
     assert "Parse error" in mermaid_errors(mermaid_parser, "stateDiagram-v2\n    s_a : a: b\n")
 
 
+def dot_rows(dot_text: str, head: str) -> list[str]:
+    """The label rows of the DOT statement that starts with ``head`` (a node's ``"name" [`` or an
+    edge's ``"a" -> "b" [``) as text: markup dropped, entities read, a continuation row (indented)
+    joined to the row it continues."""
+    line = next(line for line in dot_text.splitlines() if line.startswith("    " + head))
+    rows: list[str] = []
+    for cell in re.findall(r"<TD[^>]*>(.*?)</TD>", line):
+        text = html.unescape(re.sub(r"<[^>]*>", "", cell))
+        if text.startswith("\u00a0") and rows:
+            rows[-1] += " " + text.lstrip("\u00a0")
+        else:
+            rows.append(text)
+    return rows
+
+
+def arrow_rows(dot_text: str, source: str, target: str) -> list[str]:
+    """The branches written on the arrow from ``source`` to ``target``: the spine's edge label, or
+    the node of class ``arrow`` named ``source → target`` that carries it."""
+    if f'    "{source}" -> "{target}" [label=' in dot_text:
+        return dot_rows(dot_text, f'"{source}" -> "{target}" [')
+    return dot_rows(dot_text, f'"{source} → {target}" [')
+
+
+def ranks(dot_text: str) -> dict[str, int]:
+    """The planned row of every node, from the ``{ rank=same; "row N"; … }`` lines."""
+    found = {}
+    for row, members in re.findall(r'\{ rank=same; "row (\d+)"; (.*); \}', dot_text):
+        found |= {name: int(row) for name in re.findall(r'"([^"]+)"', members)}
+    return found
+
+
 @pytest.mark.parametrize("flow", BUILTIN_FLOWS)
 def test_dot_of_builtin_flow_renders_in_graphviz(dot: str, flow: str) -> None:
-    """Graphviz renders every built-in flow without a warning, and to_svg returns its SVG."""
-    done = subprocess.run([dot, "-Tsvg"], input=to_dot(LIBRARY.latest(flow)), capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0
-    assert done.stderr == ""
-    assert b"<svg" in to_svg(LIBRARY.latest(flow))
+    """Graphviz renders every built-in flow in both languages without a warning; to_svg returns it."""
+    for lang in ("ja", "en"):
+        done = subprocess.run([dot, "-Tsvg"], input=to_dot(LIBRARY.latest(flow), lang=lang),
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0
+        assert done.stderr == ""
+        assert b"<svg" in to_svg(LIBRARY.latest(flow), lang=lang)
 
 
 def test_dot_with_names_to_escape_renders(dot: str) -> None:
-    """Quotes and backslashes are escaped; the names appear in the SVG as written."""
-    text = to_dot(weird())
-    assert 'digraph "odd \\"flow\\"\\\\x" {' in text
-    svg = to_svg(weird()).decode()
-    assert "a&#45;b&lt;c&gt;" in svg
-    assert "say &quot;hi&quot;: now" in svg
-    assert "&amp; {x} retry slow {x}</text>" in svg
+    """Quotes, angle brackets, ampersands, backslashes and line breaks survive as written; the SVG
+    is well-formed XML, links included."""
+    links = {"état 1": 'https://example.org/?a=1&b="2"<x>\\', "a-b<c>": "#a-b"}
+    svg = to_svg(weird(), links=links).decode()
+    ElementTree.fromstring(svg)  # well-formed, the URL's & " < > \\ included
+    assert "a&#45;b&lt;c&gt;</text>" in svg
+    assert "go:now [say &quot;hi&quot;: now]</text>" in svg
+    assert "⟶ m:1 %% &lt;br/&gt; &amp; {x}</text>" in svg
+    assert "loop ⟶ line\\nbreak</text>" in svg  # shown, not obeyed
     assert ">odd &quot;flow&quot;\\x v2</text>" in svg
+    assert 'xlink:href="https://example.org/?a=1&amp;b=%222%22%3Cx%3E%5C"' in svg
+    assert 'xlink:href="#a&#45;b"' in svg or 'xlink:href="#a-b"' in svg
+    assert svg.count('target="_top"') == 2
 
 
-def test_labels_carry_guards_timers_retries_and_finals() -> None:
-    """Guard outcomes, else-branches, timers with their setting, stays, finals and the retry legend."""
-    reg = LIBRARY.latest("registration")
-    for text in (to_mermaid(reg), to_dot(reg)):
-        assert "submit [contract_matches, seat_free] / create_login" in text
-        assert "submit [contract_matches] ⟶ license_full (stay)" in text
-        assert "submit [else] / count_mismatch ⟶ contract_mismatch_limit" in text
-        assert "after code_ttl (30 min) · code_timeout ⟶ code_expired (stay)" in text
-        assert "after provisioning_delay (10 min) · provisioned" in text
-        assert "3 attempts, 0.2 s ×2 ≤ 2 s, full jitter" in text
-        assert "resend_code [else] / send_code ⟶ code_resent" in text
-        assert "(1 h) without activity" in text
-    mermaid = to_mermaid(reg)
+def test_boxes_hold_their_stays_titles_entries_and_finals() -> None:
+    """A state's box: name, its screen's title in the language asked for, entry actions, every
+    branch that stays (a timer's with its setting and duration, a re-entry marked) — no loops."""
+    reg = to_dot(LIBRARY.latest("registration"), lang="ja")
+    assert dot_rows(reg, '"enter_code" [') == [
+        "enter_code", "コードの入力",
+        "after code_ttl (30 min) · code_timeout ⟶ code_expired",  # code_ttl = "30m"
+        "submit [code_expired] ⟶ code_expired",
+        "submit [code_void] ⟶ code_void",
+        "submit [last_code_try] / count_wrong_code ⟶ code_tries_exhausted",
+        "submit [else] / count_wrong_code ⟶ code_invalid",
+        "resend_code [send_limit_reached] ⟶ send_limit",
+        "resend_code [send_too_soon] ⟶ resend_too_soon",
+        "↻ resend_code [else] / send_code ⟶ code_resent",
+    ]
+    assert '"enter_code" -> "enter_code"' not in reg
+    assert dot_rows(reg, '"enter_email" [')[:3] == [
+        "enter_email", "アカウントの作成", "enter / require_known_account"]
+    assert dot_rows(reg, '"ready" [') == ["ready", "アカウント登録が完了しました", "final · completed"]
+    assert dot_rows(reg, '"failed" [')[-1] == "final · failed"
+    assert dot_rows(to_dot(LIBRARY.latest("registration"), lang="en"), '"enter_code" [')[:2] == [
+        "enter_code", "Enter code"]
+    sign_in = to_dot(LIBRARY.latest("sign_in"))
+    assert ("submit [!password_matches] / count_failed_sign_in ⟶ credentials_invalid"
+            in dot_rows(sign_in, '"credentials" ['))
+    waiting = to_dot(FlowLibrary(Registry()).add({  # a state without a screen waits for its timer
+        "name": "waits", "version": 1, "initial": "wait",
+        "states": {"wait": {"after": [{"after": "60", "event": "tick"}], "on": {"tick": "done"}},
+                   "done": {"final": True}}}))
+    assert dot_rows(waiting, '"wait" [') == ["wait", "(no screen)"]
+    assert 'style="rounded,filled,dashed"' in next(line for line in waiting.splitlines()
+                                                   if line.startswith('    "wait" ['))
+    assert arrow_rows(waiting, "wait", "done") == ["after 1 min · tick"]  # after = "60" (seconds)
+
+
+def test_arrows_carry_a_line_per_branch_and_the_spine_runs_straight() -> None:
+    """One arrow a pair of states, a line per branch; the spine to the successful end is heavy and
+    one column, each of its states a row further down; the other ends below it."""
+    reg = to_dot(LIBRARY.latest("registration"))
+    assert arrow_rows(reg, "details", "failed") == [
+        "submit [seat_linked] ⟶ seat_registered",
+        "submit [else] / count_mismatch ⟶ contract_mismatch_limit"]
+    assert arrow_rows(reg, "details", "provisioning") == [
+        "submit [contract_matches, seat_free] / create_login"]
+    assert arrow_rows(reg, "provisioning", "ready") == ["after provisioning_delay (10 min) · provisioned"]
+    assert arrow_rows(reg, "email_taken", "handed_over") == [
+        "submit / sign_in_with_password", "forgot_password / continue_with_password_reset"]
+    spine = ["enter_email", "enter_code", "details", "provisioning", "ready"]
+    for source, target in itertools.pairwise(spine):
+        edge = next(line for line in reg.splitlines() if line.startswith(f'    "{source}" -> "{target}" ['))
+        assert "weight=10" in edge
+    for name in spine:
+        assert "group=spine" in next(line for line in reg.splitlines() if line.startswith(f'    "{name}" ['))
+    rows = ranks(reg)
+    assert [rows[name] for name in spine] == [2, 4, 6, 8, 10]
+    assert rows["email_taken"] == 4  # beside the spine, a row below enter_email, which leads to it
+    assert min(rows[name] for name in ("handed_over", "cancelled", "expired", "failed")) > rows["ready"]
+    assert rows["__start__"] == 0
+
+
+def test_shared_events_and_the_expiry_are_drawn_once() -> None:
+    """cancel, the same from every screen, is one note naming the states with one edge to
+    cancelled; the inactivity expiry (flow_expiry = "60m") one note to expired."""
+    reg = to_dot(LIBRARY.latest("registration"))
+    assert dot_rows(reg, '"shared_cancel_cancelled" [') == [
+        "from 4 states", "enter_email", "email_taken", "enter_code / void_code", "details"]
+    assert '"shared_cancel_cancelled" -> "cancelled" [style=dashed, label=<cancel>];' in reg
+    assert [line for line in reg.splitlines() if '-> "cancelled"' in line and "invis" not in line] == [
+        '    "shared_cancel_cancelled" -> "cancelled" [style=dashed, label=<cancel>];']
+    assert dot_rows(reg, '"expiry" [') == ["any active state", "after flow_expiry (1 h) without activity"]
+    assert '"expiry" -> "expired" [style=dashed' in reg
+    reset = to_dot(LIBRARY.latest("password_reset"))
+    assert dot_rows(reset, '"shared_cancel_cancelled" [')[0] == "from 3 states"
+    unlink = to_dot(LIBRARY.latest("unlink_login"))  # one state: an arrow, not a note
+    assert arrow_rows(unlink, "confirm", "cancelled") == ["cancel"]
+    assert "shared_" not in unlink
+
+
+def test_legend_and_non_default_retry_policy() -> None:
+    """The graph's label: title and every retry policy; a branch with its own policy names it."""
+    reg = to_dot(LIBRARY.latest("registration"))
+    assert "<B>registration v1</B>" in reg
+    assert "retry: 3 attempts, 0.2 s ×2 ≤ 2 s, full jitter" in reg  # [retry.default] of registration.toml
+    text = to_dot(weird())
+    assert arrow_rows(text, "état 1", "a-b<c>") == [
+        'go:now [say "hi": now] / act;#1 ⟶ m:1 %% <br/> & {x} retry slow {x}', "after 90 s · tick"]
+    assert "retry slow {x}: 5 attempts, 1 s ×2 ≤ 2 s, no jitter" in text
+    assert "↻ go:now [else]" in dot_rows(text, '"état 1" [')
+
+
+def test_links_point_each_box_to_its_page() -> None:
+    """``links`` (state → URL) link the boxes, opening in the whole window."""
+    text = to_dot(LIBRARY.latest("unlink_login"), links={"confirm": "screens.html#confirm", "x": "y"})
+    line = next(line for line in text.splitlines() if line.startswith('    "confirm" ['))
+    assert 'URL="screens.html#confirm", target="_top"' in line
+    assert text.count("URL=") == 1
+
+
+def test_mermaid_keeps_one_edge_per_pair() -> None:
+    """Mermaid draws one edge of a repeated pair: the branches between two states share it; a
+    state without a screen is marked."""
+    mermaid = to_mermaid(LIBRARY.latest("registration"))
     assert "[*] --> s_enter_email" in mermaid
-    assert "s_ready --> [*]" in mermaid
-    assert "s_ready : final#58; completed" in mermaid
-    assert "s_failed : final#58; failed" in mermaid
-    assert "s_provisioning --> s_provisioning : ok / continue_with_sign_in (stay)" in mermaid
+    pairs = [line.split(" : ")[0] for line in mermaid.splitlines() if " --> " in line]
+    assert len(pairs) == len(set(pairs))
     waiting = FlowLibrary(Registry()).add({  # a state without a screen waits for its timer
         "name": "waits", "version": 1, "initial": "wait",
         "states": {"wait": {"after": [{"after": "60", "event": "tick"}], "on": {"tick": "done"}},
                    "done": {"final": True}}})
     assert "class s_wait noscreen" in to_mermaid(waiting)
-    assert "(stay)<br/>resend_code [else] / send_code ⟶ code_resent\n" in mermaid  # a re-entry
-    pairs = [line.split(" : ")[0] for line in mermaid.splitlines() if " --> " in line]
-    assert len(pairs) == len(set(pairs))  # Mermaid would draw only one edge of a repeated pair
-    sign_in = to_mermaid(LIBRARY.latest("sign_in"))
-    assert "submit [!password_matches] / count_failed_sign_in ⟶ credentials_invalid (stay)" in sign_in
-    dot_text = to_dot(reg)
-    assert '"__start__" -> "enter_email";' in dot_text
-    assert '"ready" [label="ready\\nfinal: completed", style="rounded,bold", peripheries=2];' in dot_text
-    assert '"wait" [label="wait\\nno screen", style="rounded,dashed"];' in to_dot(waiting)
-    stays = [line for line in dot_text.splitlines() if '"enter_code" -> "enter_code"' in line]
-    assert len(stays) == 3  # the timer's stay, the other stays, the re-entry
-    assert sum("style=dashed" in line for line in stays) == 2
-
-
-def test_non_default_retry_policy_is_named_on_its_branch() -> None:
-    """A branch with its own retry policy names it; the legend describes every policy once."""
-    text = to_dot(weird())
-    assert "retry slow {x}" in text
-    assert "retry slow {x}: 5 attempts, 1 s ×2 ≤ 2 s, no jitter" in text
-    assert "after 90 s · tick" in text
-    assert "go:now [else]" in text
 
 
 def test_output_is_deterministic() -> None:
@@ -212,7 +319,7 @@ def test_cli_diagram_of_a_file_and_of_nothing(tmp_path: Path) -> None:
                     'screen = { actions = ["submit"] }\non.submit = "done"\n[states.done]\nfinal = true\n')
     result = CliRunner().invoke(main, ["diagram", str(good), "--format", "dot"])
     assert result.exit_code == 0
-    assert '"a" -> "done" [label="submit"];' in result.stdout
+    assert arrow_rows(result.stdout, "a", "done") == ["submit"]
     broken = Path(__file__).parent / "data" / "broken.toml"
     result = CliRunner().invoke(main, ["diagram", str(broken)])
     assert result.exit_code == 1

@@ -1,4 +1,5 @@
-"""``regflow diagram`` and ``regflow check``: draw and lint built-in flows or definition files.
+"""``regflow diagram`` and ``regflow check``: draw and lint built-in flows or definition files;
+``regflow diagram --overview`` draws all built-in flows and the hand-overs between them.
 
 A definition file (TOML, YAML or JSON) is loaded against the built-in registry, plus the
 user's own guards, actions and validators when ``--registry MODULE:ATTR`` names a Registry
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import click
 
+from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.cli.base import CommandFailed, main
 from regflow.definition import FlowDefinition
+from regflow.diagram_overview import overview_dot, overview_mermaid, overview_svg
 from regflow.diagrams import to_dot, to_mermaid, to_svg
 from regflow.exceptions import DefinitionError
 from regflow.library import FlowLibrary
@@ -63,24 +66,44 @@ REGISTRY_OPTION = click.option(
 
 
 @main.command()
-@click.argument("flow")
+@click.argument("flow", required=False)
+@click.option("--overview", is_flag=True,
+              help="Draw every built-in flow and the hand-overs between them instead of FLOW.")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
-              show_default=True, help="Mermaid stateDiagram-v2, Graphviz DOT, or SVG (needs Graphviz).")
+              show_default=True, help="Mermaid, Graphviz DOT, or SVG (needs Graphviz).")
+@click.option("--lang", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True,
+              help="The language of the screens' titles.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to FILE instead of standard output.")
 @REGISTRY_OPTION
-def diagram(flow: str, fmt: str, output: Path | None, registry: str | None) -> None:
-    """Draw FLOW (a built-in flow's name or a definition file) with guards, timers and retries."""
-    try:
-        defn = _definition(flow, user_registry(registry, Path(flow)))
-    except DefinitionError as exc:
-        for fault in exc.faults:
-            click.echo(fault, err=True)
-        raise click.exceptions.Exit(1) from exc
-    data = to_svg(defn) if fmt == "svg" else (to_dot(defn) if fmt == "dot" else to_mermaid(defn)).encode()
+def diagram(flow: str | None, overview: bool, fmt: str, lang: str, output: Path | None,
+            registry: str | None) -> None:
+    """Draw FLOW (a built-in flow's name or a definition file) with guards, timers and retries,
+    or with --overview all built-in flows and their hand-overs."""
+    if flow is not None and overview:
+        raise CommandFailed("diagram_flow_and_overview", "give FLOW or --overview, not both")
+    if flow is None and not overview:
+        raise CommandFailed("diagram_flow_missing",
+                            "give FLOW (a built-in flow's name or a definition file) or --overview")
+    if flow is None:
+        if registry:
+            raise CommandFailed("registry_unused", "--registry is for a FLOW file, not --overview")
+        data = overview_svg(lang) if fmt == "svg" else (
+            overview_dot(lang) if fmt == "dot" else overview_mermaid(lang)).encode()
+        what = "the built-in flows"
+    else:
+        try:
+            defn = _definition(flow, user_registry(registry, Path(flow)))
+        except DefinitionError as exc:
+            for fault in exc.faults:
+                click.echo(fault, err=True)
+            raise click.exceptions.Exit(1) from exc
+        data = to_svg(defn, lang=lang) if fmt == "svg" else (
+            to_dot(defn, lang=lang) if fmt == "dot" else to_mermaid(defn, lang=lang)).encode()
+        what = f"{defn.name} v{defn.version}"
     if output is not None:
         output.write_bytes(data)
-        click.echo(f"Wrote {fmt} diagram of {defn.name} v{defn.version} to {output}.", err=True)
+        click.echo(f"Wrote {fmt} diagram of {what} to {output}.", err=True)
     else:
         click.echo(data, nl=False)  # bytes go to the binary stream as they are
 
