@@ -80,13 +80,13 @@ def oracle_gap(cfg: Any) -> dict[str, Any]:
         times: dict[str, list[float]] = {"registered": [], "unregistered": []}
         try:
             for warm in range(5):  # connections, templates, statements: not counted
-                started = _post(port, "/api/flows/password_reset", {"context": {}})
+                started = _post(port, "/api/flows", {"flow": "password_reset"})
                 _post(port, f"/api/flows/{started['id']}/events/submit",
                       {"data": {"email": f"warm{warm}@example.jp"}}, started["flow_token"])
             for number in range(samples):
                 order = [("registered", known[number]), ("unregistered", unknown[number])]
                 for kind, address in order if number % 2 else reversed(order):
-                    started = _post(port, "/api/flows/password_reset", {"context": {}})
+                    started = _post(port, "/api/flows", {"flow": "password_reset"})
                     begun = time.perf_counter()
                     answer = _post(port, f"/api/flows/{started['id']}/events/submit",
                                    {"data": {"email": address}}, started["flow_token"])

@@ -42,6 +42,28 @@ def _schema(schema: Mapping[str, Any]) -> str:
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
+def _branch(schema: Mapping[str, Any]) -> str:
+    """One shape of a ``oneOf`` of objects: ``flow`` = `x`, ``context`` with keys `a`, `b`."""
+    parts = []
+    for key, value in schema.get("properties", {}).items():
+        if "const" in value:
+            parts.append(f"{_code(key)} = {_code(value['const'])}")
+        elif isinstance(value.get("properties"), Mapping):
+            parts.append(f"{_code(key)} with {_codes(value['properties'], 'no keys')}")
+        else:
+            parts.append(f"{_code(key)}: {_schema(value)}")
+    return ", ".join(parts)
+
+
+def _links(answer: Mapping[str, Any]) -> str:
+    """The links of an answer: the operations they lead to and what they carry over."""
+    links = answer.get("links", {})
+    targets = _codes(dict.fromkeys(link["operationId"] for link in links.values()))
+    carried = {name: value for link in links.values() for name, value in link["parameters"].items()
+               if isinstance(value, str) and value.startswith("$")}
+    return f"{targets} ({', '.join(f'{_code(k)} ← {_code(v)}' for k, v in carried.items())})"
+
+
 def _cell(markdown: str) -> str:
     """Markdown that is already markup (the document's descriptions), fit for one table cell."""
     return " ".join(markdown.split()).replace("|", "\\|")
@@ -58,6 +80,8 @@ def api_page(document: Mapping[str, Any]) -> str:
     for path, operations in document["paths"].items():
         for method, op in operations.items():
             out += [f"## `{method.upper()} {path}`", "", f"**{op['summary']}.**", ""]
+            if op.get("deprecated"):
+                out += ["*Deprecated.*", ""]
             if op.get("description"):
                 out += [op["description"], ""]
             params = [_resolve(document, p) for p in op.get("parameters", [])]
@@ -84,6 +108,8 @@ def api_page(document: Mapping[str, Any]) -> str:
                 rows.append([status, _cell(answer["description"]),
                              _schema(content["schema"]) if "schema" in content else "—"])
             out += _table(["status", "when", "body"], rows)
+            out += [f"Links from the {status}: {_links(answer)}.\n" for status, answer in
+                    op["responses"].items() if "links" in answer]
     out += ["## Schemas", ""]
     for name, schema in document["components"]["schemas"].items():
         out += [f"### {name}", ""]
@@ -95,6 +121,8 @@ def api_page(document: Mapping[str, Any]) -> str:
             out += _table(["property", "schema", "required", "meaning"], [
                 [_code(key), _schema(value), "yes" if key in required else "no",
                  _cell(value.get("description", ""))] for key, value in properties.items()])
+        elif "oneOf" in schema and all("properties" in branch for branch in schema["oneOf"]):
+            out += ["One of:", "", *(f"- {_branch(branch)}" for branch in schema["oneOf"]), ""]
         else:
             out += [_schema(schema) + ".", ""]
     return "\n".join(out).rstrip("\n") + "\n"

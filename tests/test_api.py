@@ -93,7 +93,7 @@ class Api:
         finally:
             conn.close()
         self.settle()
-        assert answer.header("Content-Type") == "application/json", answer
+        assert answer.header("Content-Type") == ("application/json" if answer.status != 204 else None), answer
         assert answer.header("Content-Language") in ("ja", "en"), answer
         if check:
             self.conforms(method, path, answer)
@@ -102,7 +102,7 @@ class Api:
 
     def remember(self, answer: Answer) -> None:
         """Keep the flow token of a snapshot in the answer (also inside a 410's body)."""
-        body = answer.json
+        body = answer.json if answer.raw else None
         for snap in (body, body.get("snapshot")) if isinstance(body, dict) else ():
             if isinstance(snap, dict) and isinstance(snap.get("flow_token"), str):
                 self.tokens[snap["id"]] = snap["flow_token"]
@@ -135,8 +135,8 @@ class Api:
         return None
 
     def start(self, flow: str, context: dict[str, str] | None = None, **kw: Any) -> Answer:
-        """POST /api/flows/{flow}."""
-        return self.send("POST", f"/api/flows/{flow}", {"context": context or {}}, **kw)
+        """POST /api/flows {"flow", "context"}."""
+        return self.send("POST", "/api/flows", {"flow": flow, "context": context or {}}, **kw)
 
     def event(self, flow_id: str, event: str, data: dict[str, Any] | None = None, **kw: Any) -> Answer:
         """POST /api/flows/{id}/events/{event}."""
@@ -233,6 +233,46 @@ def test_unknown_api_routes_and_methods_answer_json(api: Api) -> None:
     wrong = api.send("DELETE", "/api/flows/abc")
     assert (wrong.status, wrong.json["error"]) == (405, "method_not_allowed")
     assert "GET" in (wrong.header("Allow") or "")
+
+
+def test_the_old_start_route_still_starts_but_says_it_is_deprecated(api: Api) -> None:
+    """POST /api/flows/{name}: the same 201, with Deprecation and a Link to POST /api/flows."""
+    answer = api.send("POST", "/api/flows/registration", {"context": {"account": "abcd8-01"}})
+    assert answer.status == 201
+    assert (answer.json["flow"], answer.json["state"]) == ("registration", "enter_email")
+    assert answer.header("Location") == f"/api/flows/{answer.json['id']}"
+    assert answer.header("Deprecation") == "@1796428800"
+    assert answer.header("Link") == '</api/flows>; rel="successor-version"'
+    assert api.get(answer.json["id"]).status == 200
+    assert api.start("registration", {"account": "abcd8-01"}).header("Deprecation") is None
+    refused = api.send("POST", "/api/flows/no_such_flow", {})
+    assert (refused.status, refused.header("Deprecation")) == (404, "@1796428800")
+    assert api.send("GET", f"/api/flows/{answer.json['id']}").header("Deprecation") is None
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"context": {"account": "abcd8-01"}}, {"flow": 1}, {"flow": None},
+    {"flow": "registration", "context": {"account": "abcd8-01"}, "extra": 1},
+    {"flow": "registration", "context": "abcd8-01"}])
+def test_a_start_without_a_flow_name_or_of_another_shape_is_400(api: Api, body: dict[str, Any]) -> None:
+    """POST /api/flows needs "flow" (a string) and takes only "flow" and "context"."""
+    answer = api.send("POST", "/api/flows", body)
+    assert (answer.status, answer.json["error"]) == (400, "bad_request"), answer.json
+
+
+def test_allow_names_the_documented_methods_of_every_route(api: Api) -> None:
+    """OPTIONS and a 405 answer the methods the document lists for the path (HEAD with GET)."""
+    for template, item in api.doc["paths"].items():
+        path = template.replace("{flow_id}", "AAAAAAAAAAAAAAAAAAAAAA").replace("{event}", "submit")
+        documented = {m.upper() for m in item if m in ("get", "post", "put", "patch", "delete")}
+        expected = documented | {"OPTIONS"} | ({"HEAD"} if "GET" in documented else set())
+        options = api.send("OPTIONS", path, check=False)
+        allow = options.header("Allow") or ""
+        assert (options.status, options.raw) == (204, b""), template
+        assert {m.strip() for m in allow.split(",")} == expected, (template, allow)
+        refused = api.send("PUT", path, check=False)
+        assert refused.status == 405, template
+        assert set(refused.json["allowed"]) == expected, (template, refused.json)
 
 
 # ---- 422 -------------------------------------------------------------------------------------
@@ -545,6 +585,25 @@ def test_the_openapi_document_is_valid_and_names_every_route_flow_and_event(
     for flow in flows.values():
         assert set(flow["events"]) <= set(schemas["EventName"]["enum"])
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert doc["paths"]["/api/admin/logins"]["get"]["security"] == [{"bearerAuth": []}]
+
+
+def test_the_openapi_document_has_no_two_alike_templates_and_links_the_flows(api: Api) -> None:
+    """No two path templates differ only in their parameters' names; the deprecated start is
+    marked; a started flow links to GET and to every event, with its flow token."""
+    doc = api.doc
+    shapes = [re.sub(r"\{[^}]+\}", "{}", template) for template in doc["paths"]]
+    assert len(shapes) == len(set(shapes)), shapes
+    assert doc["paths"]["/api/flows/{flow_id}"]["post"]["deprecated"] is True
+    assert "deprecated" not in doc["paths"]["/api/flows"]["post"]
+    links = doc["paths"]["/api/flows"]["post"]["responses"]["201"]["links"]
+    assert links["getFlow"] == {"operationId": "getFlow", "description": "The flow as it is now.",
+                                "parameters": {"flow_id": "$response.body#/id",
+                                               "header.Regflow-Flow-Token": "$response.body#/flow_token"}}
+    events = {link["parameters"]["event"] for name, link in links.items() if name != "getFlow"}
+    assert events == set(doc["components"]["schemas"]["EventName"]["enum"])
+    for path, method in (("/api/flows/{flow_id}", "get"), ("/api/flows/{flow_id}/events/{event}", "post")):
+        assert doc["paths"][path][method]["responses"]["200"]["links"] == links
 
 
 # ---- flows bound to the client that started them (SPEC 4.1) ----------------------------------

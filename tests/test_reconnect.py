@@ -331,7 +331,7 @@ def test_pages_and_api_answer_503_while_the_database_is_away() -> None:
     assert page.status_code == 503
     assert page.headers["Retry-After"] == "1"
     assert "しばらくしてからもう一度お試しください" in page.get_data(as_text=True)
-    api = client.post("/api/flows/registration", json={"context": {"account": "abcd8-01"}})
+    api = client.post("/api/flows", json={"flow": "registration", "context": {"account": "abcd8-01"}})
     assert api.status_code == 503
     assert api.get_json()["error"] == "transient_error"
 

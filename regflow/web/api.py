@@ -3,7 +3,8 @@
 The views hold no flow logic; they check that a request is the JSON asked for (or answer 400),
 call the engine and translate its answer and its errors into status codes:
 
-- 201 a flow started; 200 a snapshot (also of a completed, cancelled or failed flow);
+- 201 a flow started (``POST /api/flows``; the older ``POST /api/flows/<name>`` is
+  deprecated and answers ``Deprecation``); 200 a snapshot (also of a completed, cancelled or failed flow);
 - 422 a snapshot whose screen carries errors, a context the flow cannot use, or an
   Idempotency-Key reused with another payload;
 - 409 an event the state does not take; 404 no such flow name or id, or a request on a flow
@@ -69,13 +70,41 @@ TEXT_FALLBACKS = {"rate_limited": ("web.flash.rate_limited",)}
 
 # ---- views ---------------------------------------------------------------------------------
 
-@api.post("/flows/<flow_name>")
-def start_flow(flow_name: str) -> Response:
-    """Start a flow: 201 with its snapshot (and ``flow_token``, the starter's only) and
-    ``Location``."""
-    context = _strings(_body("context").get("context", {}), "context")
-    snapshot = _engine().start(flow_name, context, session=_bearer(), lang=_asked_lang(),
-                               client=request.remote_addr)
+@api.post("/flows")
+def start_flow() -> Response:
+    """Start the flow named by ``flow``: 201 with its snapshot (and ``flow_token``, the
+    starter's only) and ``Location``."""
+    body = _body("flow", "context")
+    name = body.get("flow")
+    if not isinstance(name, str):
+        _refuse("'flow' must be given, as the name of a flow")
+    return _start(name, body.get("context", {}))
+
+
+# Deprecated since issue 13: "/api/flows/<x>" is also the template of a flow by id (GET), which
+# OpenAPI cannot tell apart; kept working, with RFC 9745's Deprecation and a Link to its successor.
+DEPRECATED_SINCE = "@1796428800"  # 2026-12-05
+
+
+@api.post("/flows/<flow_id>")
+def start_flow_by_name(flow_id: str) -> Response:
+    """Deprecated: ``POST /api/flows`` with ``{"flow": name}``; here the path segment is the
+    flow's name (the rule shares the template of ``GET /api/flows/<flow_id>``)."""
+    return _start(flow_id, _body("context").get("context", {}))
+
+
+@api.after_request
+def deprecated(response: Response) -> Response:
+    """Every answer of the deprecated start, errors too, says so."""
+    if request.endpoint == "api.start_flow_by_name" and request.method == "POST":
+        response.headers["Deprecation"] = DEPRECATED_SINCE
+        response.headers["Link"] = f'<{url_for("api.start_flow")}>; rel="successor-version"'
+    return response
+
+
+def _start(flow_name: str, context: Any) -> Response:
+    snapshot = _engine().start(flow_name, _strings(context, "context"), session=_bearer(),
+                               lang=_asked_lang(), client=request.remote_addr)
     return _snapshot(snapshot, 201, Location=url_for("api.flow", flow_id=snapshot.id))
 
 
@@ -146,12 +175,20 @@ def http_error(exc: HTTPException) -> Response:
 
 @api.before_app_request
 def unrouted() -> Response | None:
-    """Unknown ``/api/`` routes and methods answer JSON too (routing fails before any blueprint)."""
+    """Unknown ``/api/`` routes and methods answer JSON too (routing fails before any blueprint);
+    OPTIONS answers 204 with ``Allow`` and the API's headers."""
     exc = request.routing_exception
     prefix = api.url_prefix or ""
-    if isinstance(exc, NotFound | MethodNotAllowed) and (
-            request.path == prefix or request.path.startswith(prefix + "/")):
+    if not (request.path == prefix or request.path.startswith(prefix + "/")):
+        return None
+    if isinstance(exc, NotFound | MethodNotAllowed):
         return _http_error(exc)
+    if exc is None and request.method == "OPTIONS":
+        allow = current_app.make_default_options_response().headers.get("Allow", "OPTIONS")
+        response = Response(status=204)
+        del response.headers["Content-Type"]  # no body
+        response.headers.update(_headers(_lang(), {"Allow": allow}))
+        return response
     return None
 
 
@@ -218,8 +255,8 @@ def _refuse(detail: str) -> NoReturn:
     raise BadRequest(detail)
 
 
-def _body(key: str) -> dict[str, Any]:
-    """The body as a JSON object that has at most ``key``; no body at all is ``{}``."""
+def _body(*keys: str) -> dict[str, Any]:
+    """The body as a JSON object that has at most ``keys``; no body at all is ``{}``."""
     raw = request.get_data(cache=False)  # beyond MAX_CONTENT_LENGTH: 413
     if not raw.strip():
         return {}
@@ -230,10 +267,11 @@ def _body(key: str) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         _refuse(f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        _refuse(f"the body must be a JSON object, like {{\"{key}\": {{...}}}}")
-    unknown = sorted(set(body) - {key})
+        _refuse(f"the body must be a JSON object, like {{\"{keys[-1]}\": {{...}}}}")
+    unknown = sorted(set(body) - set(keys))
     if unknown:
-        _refuse(f"unknown key(s) {', '.join(map(repr, unknown))}; the body takes only {key!r}")
+        _refuse(f"unknown key(s) {', '.join(map(repr, unknown))}; the body takes only "
+                + " and ".join(map(repr, keys)))
     return body
 
 

@@ -83,7 +83,7 @@ class Client:
 
     def start(self, flow: str, **context: str) -> Answer:
         """Start a flow (201 with its flow token, or the refusal)."""
-        return self.request("POST", f"/api/flows/{flow}", {"context": context})
+        return self.request("POST", "/api/flows", {"flow": flow, "context": context})
 
     def send(self, flow_id: str, event: str, data: dict[str, Any] | None = None,
              token: str | None = None, **headers: str) -> Answer:

@@ -105,7 +105,7 @@ def test_an_admin_flow_is_not_readable_by_its_id(server: Server) -> None:
     admin, mallory = server.client(), server.client()
     _flow_id, _token, body = _sign_in(admin, ALICE)
     session = body["session"]
-    started = admin.request("POST", "/api/flows/delete_login", {"context": {"target": bob.id}},
+    started = admin.request("POST", "/api/flows", {"flow": "delete_login", "context": {"target": bob.id}},
                             Authorization=f"Bearer {session}")
     assert started.status == 201, started.body
     assert BOB in started["screen"]["text"]
