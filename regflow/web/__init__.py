@@ -1,14 +1,17 @@
 """The web front end: the JSON API of SPEC 4.1 and the HTML pages of SPEC 4.2, on Flask.
 
 ``create_app(engine)`` returns a Flask application that a user can run as it is or mount
-inside an existing WSGI application (e.g. with ``werkzeug.middleware.dispatcher``).
+inside an existing WSGI or ASGI application under any prefix (``docs/web.md``, "Mounting"):
+every link, form and redirect is made from the request's ``SCRIPT_NAME``, and its cookies are
+named ``regflow_*`` with the prefix as their Path, so they never meet the host's.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import queue
-import secrets
 import threading
 import weakref
 from collections.abc import Iterable
@@ -35,43 +38,61 @@ SECURITY_HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"  # only on answers to HTTPS requests
 MAIL_EXTENSION = "regflow.mail_after_response"
+SIGN_IN_COOKIE = "regflow.sign_in_cookie"  # app.config key: the sign-in session cookie's name
+FLASK_KEY_LABEL = b"regflow.flask"
 
 
 def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
-               trusted_proxies: int = 0, **config: Any) -> Flask:
+               trusted_proxies: int = 0, session_cookie: str = "regflow_session",
+               page_cookie: str = "regflow_page", **config: Any) -> Flask:
     """A Flask app serving ``engine``: ``/api/...`` (JSON) and the HTML pages.
 
     Behind ``trusted_proxies`` reverse proxies (TLS terminated there), their
-    ``X-Forwarded-*`` headers are believed, so cookies are marked Secure under HTTPS.
+    ``X-Forwarded-*`` headers are believed (``X-Forwarded-Prefix`` too: the mount's prefix),
+    so cookies are marked Secure under HTTPS. ``secret_key`` signs forms and the page cookie;
+    by default it is derived from the engine's secret (``REGFLOW_SECRET`` or the store's shared
+    one), so every process on one database accepts the others' forms. ``session_cookie`` names
+    the sign-in cookie, ``page_cookie`` Flask's (CSRF token, language); both have the mount's
+    prefix as their Path.
     """
     from regflow.web.api import api
+    from regflow.web.client import client
     from regflow.web.manual import manual
     from regflow.web.pages import pages
 
     app = Flask("regflow.web", template_folder="../templates/web", static_folder=None)
     app.config.update(
-        SECRET_KEY=secret_key if secret_key is not None else secrets.token_hex(32),
+        SECRET_KEY=secret_key if secret_key is not None else flask_key(engine),
+        SESSION_COOKIE_NAME=page_cookie,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
     )
     app.config.update(config)
+    app.config[SIGN_IN_COOKIE] = session_cookie
     app.url_map.merge_slashes = False  # "//" is a bad request, not a redirect to guess at
     mail = MailAfterResponse(app.wsgi_app, engine)
     app.wsgi_app = mail  # type: ignore[method-assign]
     app.extensions[MAIL_EXTENSION] = mail
     if trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies,  # type: ignore[method-assign]
-                                x_proto=trusted_proxies, x_host=trusted_proxies)
+                                x_proto=trusted_proxies, x_host=trusted_proxies,
+                                x_prefix=trusted_proxies)
     app.extensions["regflow.engine"] = engine
     app.session_interface = _SessionInterface()
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(manual)
+    app.register_blueprint(client)
     app.after_request(_security_headers)
     return app
+
+
+def flask_key(engine: Engine) -> str:
+    """The Flask secret of apps serving ``engine``: the same in every process on one database."""
+    return hmac.new(engine.services.secret, FLASK_KEY_LABEL, hashlib.sha256).hexdigest()
 
 
 def _security_headers(response: Response) -> Response:
@@ -88,6 +109,10 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def get_cookie_path(self, app: Flask) -> str:
+        """The mount's prefix (``/`` at the root), unless ``SESSION_COOKIE_PATH`` says otherwise."""
+        return str(app.config["SESSION_COOKIE_PATH"] or request.script_root or "/")
 
 
 def engine_of(app: Flask) -> Engine:

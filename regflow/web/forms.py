@@ -23,7 +23,7 @@ from regflow.catalog import Catalog
 from regflow.clock import shown_minute
 from regflow.screens import Action, Field, Message, Snapshot
 
-SESSION_COOKIE = "regflow_session"
+SESSION_COOKIE = "regflow_session"  # the default; an app's own is ``sign_in_cookie()``
 MAX_REFRESH = 60  # seconds: a waiting page looks again at least this often
 FORM_SALT = "regflow.web.form"
 INPUT_TYPES = {"email": "email", "password": "password", "tel": "tel"}
@@ -66,6 +66,7 @@ class Page:
     product: str
     lang_url: str  # the same page in the other language
     csrf: str
+    root: str = ""  # the mount's prefix (``SCRIPT_NAME``): every link and form starts with it
     viewer: str | None = None  # "admin", "member" (signed in) or None
     flashes: tuple[tuple[str, str], ...] = ()  # (level, text)
     refresh: int | None = None

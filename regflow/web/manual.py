@@ -16,7 +16,7 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from regflow.exceptions import Forbidden, NotSignedIn
-from regflow.web.forms import SESSION_COOKIE, Texts, render
+from regflow.web.forms import Texts, render
 from regflow.web.manual_content import Manual, build_manual, data_uri, screenshot
 from regflow.web.pages import (
     ADMIN_FLOWS,
@@ -27,6 +27,7 @@ from regflow.web.pages import (
     _message,
     _page,
     _sign_in_link,
+    _signed_in,
 )
 
 manual = Blueprint("manual", __name__)
@@ -45,7 +46,7 @@ def manual_page() -> Response:
         return refused
     content = _build(texts)
     body = render("manual.html.j2", page=_page(texts, viewer="admin"), texts=texts, manual=content,
-                  src={s.name: f"{SHOTS_PATH}/{s.name}" for s in content.shots})
+                  src={s.name: f"{request.script_root}{SHOTS_PATH}/{s.name}" for s in content.shots})
     return _html(body)
 
 
@@ -88,7 +89,7 @@ def _security_headers(response: Response) -> Response:
 def _refusal(texts: Texts) -> Response | None:
     """The answer of アカウント管理 to anyone but the customer's admin; None for the admin."""
     try:
-        _engine().admin_logins(request.cookies.get(SESSION_COOKIE) or "")
+        _engine().admin_logins(_signed_in() or "")
     except NotSignedIn:
         return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
                         links=[_sign_in_link(texts)])

@@ -12,6 +12,9 @@ does each flow's token (SPEC 4.1: a flow id is not a secret, its token is): ``re
 HttpOnly, SameSite=Lax, its Path the flow's page, so that a browser sends each flow only its
 own. A page started in one browser is "not found" in any other. The CSRF token is replaced
 whenever a sign-in session begins or ends.
+
+Mounted under a prefix, every link, form action and redirect starts with it (``url_for`` or
+``request.script_root``), and every cookie's Path is within it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ import secrets
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, flash, get_flashed_messages, redirect, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
@@ -41,7 +53,7 @@ from regflow.exceptions import (
     VersionUnavailable,
 )
 from regflow.screens import Snapshot
-from regflow.web import engine_of
+from regflow.web import SIGN_IN_COOKIE, engine_of
 from regflow.web.forms import (
     SESSION_COOKIE,
     Link,
@@ -127,7 +139,7 @@ def act(flow_id: str) -> Response:
     if spec is None:
         return _message(texts, 400, "error.bad_request_title", "error.bad_request_text")
     event = request.form.get("event", "")
-    engine, old = _engine(), request.cookies.get(SESSION_COOKIE)
+    engine, old = _engine(), _signed_in()
     try:
         answer = engine.send(flow_id, event, form_data(spec, request.form, event),
                              token=_flow_token(),
@@ -143,8 +155,9 @@ def act(flow_id: str) -> Response:
     if answer.session is not None:
         if old and old != answer.session:
             engine.end_session(old)  # one browser, one sign-in
-        response.set_cookie(SESSION_COOKIE, answer.session, max_age=engine.services.session_ttl,
-                            path="/", secure=request.is_secure, httponly=True, samesite="Lax")
+        response.set_cookie(sign_in_cookie(), answer.session, max_age=engine.services.session_ttl,
+                            path=_root_path(), secure=request.is_secure, httponly=True,
+                            samesite="Lax")
         _new_csrf()  # a token seen before the sign-in is worth nothing after it
     return response
 
@@ -154,7 +167,7 @@ def admin() -> Response:
     """アカウント管理: the logins of the admin's customer, with the admin actions."""
     texts = Texts(_lang())
     try:
-        logins = _engine().admin_logins(request.cookies.get(SESSION_COOKIE) or "")
+        logins = _engine().admin_logins(_signed_in() or "")
     except NotSignedIn:
         return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
                         links=[_sign_in_link(texts)])
@@ -176,7 +189,7 @@ def admin_flow(name: str) -> Response:
         return _message(texts, 400, "error.csrf_title", "error.csrf_text")
     context = {"target": request.form.get("target", "")} if ADMIN_FLOWS[name] else {}
     try:
-        snapshot = _engine().start(name, context, session=request.cookies.get(SESSION_COOKIE),
+        snapshot = _engine().start(name, context, session=_signed_in(),
                                    lang=texts.lang, client=request.remote_addr)
     except NotSignedIn:
         return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
@@ -199,14 +212,14 @@ def sign_out() -> Response:
     texts = Texts(_lang())
     if not _csrf_ok():
         return _message(texts, 400, "error.csrf_title", "error.csrf_text")
-    token = request.cookies.get(SESSION_COOKIE)
+    token = _signed_in()
     if token:
         _engine().end_session(token)
     flash("flash.signed_out", "info")
     _new_csrf()
     response = redirect(_sign_in_link(texts).href, 303)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=request.is_secure, httponly=True,
-                           samesite="Lax")
+    response.delete_cookie(sign_in_cookie(), path=_root_path(), secure=request.is_secure,
+                           httponly=True, samesite="Lax")
     return response
 
 
@@ -221,6 +234,21 @@ def _security_headers(response: Response) -> Response:
 
 def _engine() -> Engine:
     return engine_of(current_app)
+
+
+def sign_in_cookie() -> str:
+    """The name of this app's sign-in cookie (``create_app(session_cookie=...)``)."""
+    return str(current_app.config.get(SIGN_IN_COOKIE, SESSION_COOKIE))
+
+
+def _signed_in() -> str | None:
+    """The sign-in session token this browser sent, if any."""
+    return request.cookies.get(sign_in_cookie()) or None
+
+
+def _root_path() -> str:
+    """The Path of the cookies every page gets: the mount's prefix, ``/`` at the root."""
+    return request.script_root or "/"
 
 
 def _lang() -> str:
@@ -274,7 +302,7 @@ def _csrf_ok() -> bool:
 
 def _viewer() -> str | None:
     """Who the session cookie signs in: ``"admin"``, ``"member"`` or nobody."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = _signed_in()
     if not token:
         return None
     try:
@@ -289,11 +317,12 @@ def _viewer() -> str | None:
 def _page(texts: Texts, *, viewer: str | None = None, refresh: int | None = None) -> Page:
     other = "en" if texts.lang == "ja" else "ja"
     args = {**request.args.to_dict(), "lang": other} if request.method == "GET" else {"lang": other}
-    path = request.path if request.method == "GET" else "/"
+    path = request.script_root + (request.path if request.method == "GET" else "/")
     flashes = tuple((str(item[0]), texts(str(item[1])))
                     for item in get_flashed_messages(with_categories=True) if isinstance(item, tuple))
     return Page(texts=texts, product=_engine().services.product, lang_url=f"{path}?{urlencode(args)}",
-                csrf=_csrf(), viewer=viewer, flashes=flashes, refresh=refresh)
+                csrf=_csrf(), root=request.script_root, viewer=viewer, flashes=flashes,
+                refresh=refresh)
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -302,7 +331,7 @@ def _html(body: str, status: int = 200) -> Response:
 
 def _see(flow_id: str) -> Response:
     """303 See Other to a flow's page."""
-    return redirect(_flow_path(flow_id), 303)
+    return redirect(url_for("pages.flow", flow_id=flow_id), 303)
 
 
 def _screen(snapshot: Snapshot, texts: Texts) -> Response:
@@ -331,22 +360,23 @@ def _onwards(snapshot: Snapshot, texts: Texts, viewer: str | None) -> list[Link]
     """Where an ended flow leads: the flow it handed over to, back to the admin page or to sign-in."""
     links = []
     if snapshot.continue_with:
-        links.append(Link(f"/flows/{snapshot.continue_with['id']}", texts("screen.continue")))
+        links.append(Link(url_for("pages.flow", flow_id=str(snapshot.continue_with["id"])),
+                          texts("screen.continue")))
     if snapshot.id in session.get("admin_flows", []):
-        return [*links, Link("/admin", texts("screen.back_to_admin"))]
+        return [*links, Link(url_for("pages.admin"), texts("screen.back_to_admin"))]
     if snapshot.status != "completed":
         links.append(Link(_sign_in_link(texts).href, texts("screen.restart")))
     elif viewer is None:
         links.append(_sign_in_link(texts))
     if viewer == "admin":
-        links.append(Link("/admin", texts("admin_link")))
+        links.append(Link(url_for("pages.admin"), texts("admin_link")))
     return links
 
 
 def _sign_in_link(texts: Texts) -> Link:
     """The launch of the seat this browser was opened for (the start page when unknown)."""
     seat = session.get("seat")
-    href = f"/?{urlencode({'account': seat})}" if isinstance(seat, str) else "/"
+    href = url_for("pages.home", account=seat) if isinstance(seat, str) else url_for("pages.home")
     return Link(href, texts("screen.to_sign_in"))
 
 
