@@ -27,6 +27,7 @@ __all__ = [
     "GraphvizFailed",
     "GraphvizMissing",
     "legend",
+    "render_svg",
     "to_dot",
     "to_mermaid",
     "to_svg",
@@ -68,11 +69,17 @@ def to_dot(defn: FlowDefinition, *, lang: str = "ja", links: Mapping[str, str] |
 def to_svg(defn: FlowDefinition, *, lang: str = "ja", links: Mapping[str, str] | None = None,
            timeout: float = 60.0) -> bytes:
     """The DOT diagram rendered by Graphviz' ``dot`` as SVG; GraphvizMissing when it is absent."""
+    return render_svg(to_dot(defn, lang=lang, links=links), timeout=timeout)
+
+
+def render_svg(dot_text: str, *, timeout: float = 60.0) -> bytes:
+    """DOT text rendered by Graphviz' ``dot`` as SVG; GraphvizMissing when it is absent,
+    GraphvizFailed when it refuses or cannot run."""
     dot = shutil.which("dot")
     if dot is None:
         raise GraphvizMissing()
     try:
-        done = subprocess.run([dot, "-Tsvg"], input=to_dot(defn, lang=lang, links=links).encode("utf-8"),
+        done = subprocess.run([dot, "-Tsvg"], input=dot_text.encode("utf-8"),
                               capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GraphvizFailed(f"dot could not render the diagram: {exc}") from exc

@@ -172,9 +172,15 @@ def newest_mail(engine: regflow.Engine) -> EmailMessage:
 def enqueue_mails(engine: regflow.Engine, count: int, at: datetime | None = None) -> set[str]:
     """Write ``count`` mails straight into the outbox (created ``at``, default now); their
     Message-IDs."""
+    return {f"<{mail_id}@regflow.invalid>" for mail_id in enqueue_into(engine.store, count, at)}
+
+
+def enqueue_into(store: Any, count: int, at: datetime | None = None) -> list[str]:
+    """Write ``count`` mails into a store's outbox (created ``at``, default now); their outbox
+    ids, each mail's Message-ID being ``<ID@regflow.invalid>``."""
     created = at if at is not None else datetime.now(UTC)
-    ids: set[str] = set()
-    with engine.store.transaction() as tx:
+    ids: list[str] = []
+    with store.transaction() as tx:
         for number in range(count):
             mail_id = uuid.uuid4().hex
             message = EmailMessage()
@@ -185,5 +191,5 @@ def enqueue_mails(engine: regflow.Engine, count: int, at: datetime | None = None
             message.set_content(f"mail number {number}\n")
             tx.outbox.enqueue(OutboxMail(id=mail_id, flow_id=None, to=str(message["To"]),
                                          message=bytes(message), created_at=created))
-            ids.add(str(message["Message-ID"]))
+            ids.append(mail_id)
     return ids

@@ -10,23 +10,19 @@ through is saved as a full-page PNG under ``docs/screenshots`` (480×900, scale 
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched, unavailable
 
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the browser tests", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
+if (_why := unavailable()) is not None:
+    pytest.skip(_why, allow_module_level=True)
 
-from flows import (  # noqa: E402
+from flows import (
     DISPLAY_NAME,
     PASSWORD,
     details,
@@ -34,12 +30,12 @@ from flows import (  # noqa: E402
     mail_count,
     wrong_code,
 )
-from live_server import serving  # noqa: E402
-from playwright.sync_api import Browser, Cookie, Locator, Page, expect, sync_playwright  # noqa: E402
+from live_server import serving
+from playwright.sync_api import Browser, Cookie, Locator, Page, expect
 
-import regflow  # noqa: E402
-from regflow.screens import Snapshot  # noqa: E402
-from regflow.web import create_app, wait_for_mail  # noqa: E402
+import regflow
+from regflow.screens import Snapshot
+from regflow.web import create_app, wait_for_mail
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 09:00 in Asia/Tokyo
 PRODUCT = "次世代型社労法務システム"
@@ -52,8 +48,6 @@ NEW_PASSWORD = "Zr4!tLw9qB"
 PROVISIONING = 600
 SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 APPS: dict[int, Any] = {}  # id(engine) → the app serving it (to wait for its mail)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -62,10 +56,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """One chromium for the module (a context per test keeps them apart)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from clocks import OffsetClock
+from flows import enqueue_into
 from pg import drop_schema, postgres_url
 from test_smtp import Inbox, SmtpServer
 
@@ -70,20 +70,7 @@ def stores(url: str) -> Iterator[Callable[[], PeeweeStore]]:
 
 def enqueue(store: PeeweeStore, count: int) -> list[str]:
     """Write ``count`` mails into the outbox; their ids (Message-ID ``<ID@regflow.invalid>``)."""
-    ids = []
-    with store.transaction() as tx:
-        for number in range(count):
-            mail_id = uuid.uuid4().hex
-            message = EmailMessage()
-            message["From"] = "regflow <no-reply@regflow.invalid>"
-            message["To"] = f"user{number:03d}@example.jp"
-            message["Subject"] = f"mail {number}"
-            message["Message-ID"] = f"<{mail_id}@regflow.invalid>"
-            message.set_content(f"mail number {number}\n")
-            tx.outbox.enqueue(OutboxMail(id=mail_id, flow_id=None, to=str(message["To"]),
-                                         message=bytes(message), created_at=datetime.now(UTC)))
-            ids.append(mail_id)
-    return ids
+    return enqueue_into(store, count)
 
 
 def row(store: PeeweeStore, mail_id: str) -> OutboxMail:

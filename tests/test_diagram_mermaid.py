@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched
 from test_diagrams import TOOLS, mermaid_errors, mermaid_parser, weird  # noqa: F401 - a fixture
 
 from regflow import FlowDefinition, FlowLibrary
@@ -31,9 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
 BUNDLES = [ROOT / "docs" / "assets" / "mermaid.min.js",  # what the site loads (make docs copies it)
            TOOLS / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"]
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 MAX_WIDTH = 1000  # CSS px at 100 %
 LIBRARY = builtin_library()
 
@@ -115,17 +112,10 @@ DRAW = """async (text) => {
 @pytest.fixture(scope="module")
 def page(mermaid_parser: list[str]) -> Iterator[Any]:  # noqa: F811 - installs tools/mermaid
     """A chromium page at 100 % with the bundled Mermaid loaded, or a one-line skip."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium (/usr/bin/chromium or on PATH): Mermaid's drawing not checked")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("the playwright package is not installed: Mermaid's drawing not checked")
     bundle = next((path for path in BUNDLES if path.is_file()), None)
     if bundle is None:
         pytest.skip("no mermaid.min.js (npm ci --prefix tools/mermaid): Mermaid's drawing not checked")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         context = browser.new_context(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
         tab = context.new_page()
         tab.set_content("<!doctype html><html><head><meta charset='utf-8'></head>"
@@ -133,7 +123,6 @@ def page(mermaid_parser: list[str]) -> Iterator[Any]:  # noqa: F811 - installs t
         tab.add_script_tag(path=str(bundle))
         tab.evaluate("() => mermaid.initialize({startOnLoad: false})")
         yield tab
-        browser.close()
 
 
 def overlaps(texts: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -4,7 +4,6 @@ Mermaid parses, and ``regflow diagram --overview`` / ``--lang``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched
 from click.testing import CliRunner
 from test_diagrams import mermaid_errors, mermaid_parser  # noqa: F401 - mermaid_parser: a fixture
 
@@ -30,9 +30,6 @@ from regflow.machines import BUILTIN_FLOWS, builtin_library
 
 APPROVED = Path(__file__).resolve().parents[1] / "regflow" / "machines" / "approved"
 LIBRARY = builtin_library()
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 MAX_WIDTH = 1000  # CSS px
 
 
@@ -133,16 +130,8 @@ def test_mermaid_parses_in_mermaid(mermaid_parser: list[str], lang: str) -> None
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Chromium driven by Playwright, or a one-line skip."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium (/usr/bin/chromium or on PATH): the overview's layout not checked")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("the playwright package is not installed: the overview's layout not checked")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 MEASURE = """() => {

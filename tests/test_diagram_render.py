@@ -18,7 +18,6 @@ The measured widths are printed in a table at the end (``-s`` or ``-rA`` shows i
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from collections.abc import Iterator
@@ -26,28 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched, unavailable
 
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the rendering tests", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
+if (_why := unavailable()) is not None:
+    pytest.skip(_why, allow_module_level=True)
 if shutil.which("dot") is None:
     pytest.skip("Graphviz (dot) not installed: SVG not rendered", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page
 
-import regflow  # noqa: E402
-from regflow.definition import FlowDefinition  # noqa: E402
-from regflow.diagrams import to_svg  # noqa: E402
-from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry  # noqa: E402
-from regflow.testing import load_registry  # noqa: E402
+import regflow
+from regflow.definition import FlowDefinition
+from regflow.diagrams import to_svg
+from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
+from regflow.testing import load_registry
 
 MAX_WIDTH = 1000.0  # px at 100 %
 TOUCH = 0.5  # px two text boxes may share
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 CASES = [(flow, lang) for flow in (*BUILTIN_FLOWS, "invitation") for lang in ("ja", "en")]
 WIDTHS: dict[tuple[str, str], tuple[float, float, int]] = {}  # (flow, lang) → width, height, texts
 
@@ -79,10 +74,8 @@ def definition(flow: str) -> FlowDefinition:
 @pytest.fixture(scope="module")
 def page() -> Iterator[Page]:
     """One chromium page at device scale 1 for the module."""
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         yield browser.new_page(viewport={"width": 1600, "height": 1200}, device_scale_factor=1)
-        browser.close()
 
 
 def rendered(page: Page, svg: bytes) -> dict[str, Any]:

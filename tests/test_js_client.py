@@ -8,7 +8,6 @@ The app runs on a real waitress server for an engine on a ManualClock, as in
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,20 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched, unavailable
 
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the browser tests", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
+if (_why := unavailable()) is not None:
+    pytest.skip(_why, allow_module_level=True)
 
-from flask import Flask, Response  # noqa: E402
-from flows import DISPLAY_NAME, PASSWORD, last_code, mail_count, wrong_code  # noqa: E402
-from live_server import serving  # noqa: E402
-from playwright.sync_api import Browser, Locator, Page, Request, Route, expect, sync_playwright  # noqa: E402
+from flask import Flask, Response
+from flows import DISPLAY_NAME, PASSWORD, last_code, mail_count, wrong_code
+from live_server import serving
+from playwright.sync_api import Browser, Locator, Page, Request, Route, expect
 
-import regflow  # noqa: E402
-from regflow.web import create_app, wait_for_mail  # noqa: E402
+import regflow
+from regflow.web import create_app, wait_for_mail
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 09:00 in Asia/Tokyo
 CONTRACT: dict[str, Any] = {"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
@@ -39,18 +36,14 @@ CONTRACT: dict[str, Any] = {"customer_id": "281234", "phone": "03-1234-5678", "l
 EMAIL = "sample@aaa.com"
 PROVISIONING = 600
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "spa.html"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 APPS: dict[int, Flask] = {}
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """One chromium for the module (a context per test keeps them apart)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ rewritten on every run, CI included, as ``tests/test_browser.py`` rewrites docs/
 from __future__ import annotations
 
 import base64
-import importlib.util
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import launched
 from flask.testing import FlaskClient
 from flows import PASSWORD, codes_in, details
 from live_server import serving
@@ -327,24 +326,13 @@ def test_only_the_manual_s_pictures_are_served(client: FlaskClient, engine: regf
 # ---- in chromium ---------------------------------------------------------------------------------
 
 
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One chromium for the module; the browser tests skip without it or without Playwright."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the browser tests")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("the playwright package is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ tests are skipped, with the reason, where chromium or playwright is missing; the
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
-from guide import CHROMIUM, CONTRACT, PRODUCT, SENDER, START
+from chromium import launched
+from guide import CONTRACT, PRODUCT, SENDER, START
 from live_server import serving
 
 import regflow
@@ -26,26 +26,14 @@ if TYPE_CHECKING:
     from flask import Flask
     from playwright.sync_api import Browser, BrowserContext, Page
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 EngineMaker = Callable[..., regflow.Engine]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """One chromium for the test module (each tab gets its own context)."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium (/usr/bin/chromium or on PATH) for the guide's screens")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("the playwright package is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched() as browser:
+        yield browser
 
 
 @pytest.fixture

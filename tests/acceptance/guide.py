@@ -9,10 +9,8 @@ registration.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows import PASSWORD, details, last_code
@@ -33,7 +31,6 @@ SEAT = "abcd8-01"
 EMAIL = "sample@aaa.com"  # the guide's address on the code screen
 HANA = "hana@example.jp"
 PROVISIONING = 600  # seconds: 「10分ほどしたら」
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
 ENGINE_WORDING = "次の自動処理は"  # the engine's talk, never on a page shown to an end user
 
 
