@@ -16,15 +16,13 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
-from regflow import audit, limits, sessions, slow_work, steps
+from regflow import audit, hand_over, limits, sessions, slow_work, steps
 from regflow.clock import SystemClock
 from regflow.compiled import CompiledFlow
 from regflow.context import (
     Composer,
     FlowContext,
     Services,
-    derived_token,
-    new_id,
     new_token,
 )
 from regflow.contracts import StoreContracts
@@ -338,42 +336,7 @@ class Engine:
             seconds=definition.seconds(definition.expiry))
         record.updated_at = ctx.now
         if ctx.continue_with is not None:
-            self._hand_over(ctx, record)
-
-    def _hand_over(self, ctx: FlowContext, record: FlowRecord) -> None:
-        """Start the flow an action handed over to, in the step's transaction: its form filled
-        in and, if asked, its first event applied at once (the typed data used, never stored)."""
-        ask = ctx.continue_with
-        assert ask is not None
-        target = self.compiled(ask.flow)
-        new_flow_id = new_id()
-        token = derived_token(ctx.flow_token, new_flow_id) if ctx.flow_token else new_token()
-        new, new_ctx = steps.create(
-            self.services, ctx.tx, target, checked_context(target, ask.context), ctx.now,
-            str(record.data.get("_lang")), ctx.actor, None, came_from=record.id,
-            flow_id=new_flow_id, client=ctx.client, token=token)
-        if record.status != "active":  # it ended there: later answers of it name the new flow
-            record.data["_continue_with"] = {"flow": new.flow, "id": new.id}
-        ctx.mails += new_ctx.mails
-        ctx.continue_with = None
-        if ask.form or ask.event is not None:
-            steps.prefill(target, new, ask.form)
-            if ask.event is not None:
-                first = steps.context(target, new, ctx.tx, self.services, ctx.now, ask.event,
-                                      ctx.actor)
-                first.flow_token, first.client = token, ctx.client
-                failure = refusal(target, first, None)
-                if failure is not None:  # a hand-over that asks what the new flow does not take
-                    raise failure
-                steps.apply_event(target, first, ask.data)
-                new.data["_messages"] = first.messages
-                new.expires_at = None if new.status != "active" else ctx.now + timedelta(
-                    seconds=target.definition.seconds(target.definition.expiry))
-                ctx.mails += first.mails
-                ctx.opened_session = first.opened_session
-                new_ctx.session_token = first.session_token
-            self._save(ctx.tx, new, new.rev)
-        ctx.handed_over = (target, new, new_ctx.flow_token, new_ctx.session_token)
+            hand_over.start(self.compiled, self.services, ctx, record)
 
     # ---- internals ---------------------------------------------------------------------------
 
