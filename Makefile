@@ -20,7 +20,7 @@ $(BIN)/python:
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 # The web demo on a fresh demo/regflow.db; `make demo-terminal` registers in the terminal instead.
@@ -46,7 +46,7 @@ bench: install $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks
 
 $(BENCH_INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $@
 
 # Removes the demo's database and mail, and caches; keeps .venv.

@@ -1,4 +1,4 @@
-"""The one place that wires adapters to the engine from URLs (SPEC 4.1b)."""
+"""The one place that wires adapters to the engine from URLs."""
 
 from __future__ import annotations
 

@@ -1,17 +1,58 @@
-"""Contracts (customers and their seats) kept in the store, and the CSV import of SPEC 4.3."""
+"""Contracts (customers and their seats) kept in the store, and their CSV import.
+
+Which customer numbers and phones a contract may have is the deployment's rule, the same the
+registration flow checks what people type against: ``ContractRules``, by default the settings
+``customer_id_pattern`` and ``phone_country`` of the library's ``registration`` flow.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
 
 from regflow.exceptions import RegflowError
 from regflow.ports import Store
 from regflow.records import Customer
-from regflow.validation import Invalid, normalize_customer_id, normalize_tel
+from regflow.validation import RULE_SETTINGS, Invalid, normalize_customer_id, normalize_tel
+
+if TYPE_CHECKING:
+    from regflow.library import FlowLibrary
 
 CSV_HEADER = ("customer_id", "phone", "licenses", "accounts")
+RULES_FLOW = "registration"  # the flow whose settings say what a contract's number and phone are
+
+
+@attrs.frozen
+class ContractRules:
+    """A contract's customer number matches ``customer_id_pattern`` (after NFKC, all of it);
+    its phone is a phone number as ``phone_country`` reads it ("" digits only, or a country such
+    as "US": valid there). The defaults are the seed's: six digits starting 28, any digits."""
+
+    customer_id_pattern: str = RULE_SETTINGS["customer_id_pattern"]
+    phone_country: str = RULE_SETTINGS["phone_country"]
+
+    @classmethod
+    def of_settings(cls, settings: Mapping[str, object]) -> ContractRules:
+        """The rules a flow's settings give (the defaults for those it lacks)."""
+        return cls(**{f.name: str(settings.get(f.name, f.default))
+                      for f in attrs.fields(cls)})
+
+    @classmethod
+    def of_library(cls, flows: FlowLibrary) -> ContractRules:
+        """The rules of the library's ``registration`` flow (latest version), else the defaults."""
+        if RULES_FLOW not in flows.names():
+            return cls()
+        return cls.of_settings(flows.latest(RULES_FLOW).settings)
+
+    def describe(self) -> str:
+        """The customer-number rule in words, for a problem line."""
+        if self == ContractRules():
+            return "6 digits starting 28"
+        return f"matching {self.customer_id_pattern!r}"
 
 
 class ContractError(RegflowError):
@@ -24,18 +65,20 @@ class ContractError(RegflowError):
         super().__init__("\n".join(self.problems))
 
 
-def check_contract(customer_id: str, phone: str, licenses: int,
-                   accounts: Sequence[str]) -> tuple[Customer, list[str]]:
+def check_contract(customer_id: str, phone: str, licenses: int, accounts: Sequence[str],
+                   rules: ContractRules | None = None) -> tuple[Customer, list[str]]:
     """A normalised Customer and the problems found (empty when it is good)."""
+    rules = rules if rules is not None else ContractRules()
     problems: list[str] = []
     try:
-        customer_id = normalize_customer_id(customer_id)
+        customer_id = normalize_customer_id(customer_id, rules.customer_id_pattern)
     except Invalid:
-        problems.append(f"customer_id: {customer_id!r} is not 6 digits starting 28")
+        problems.append(f"customer_id: {customer_id!r} is not {rules.describe()}")
     try:
-        normalize_tel(phone)
+        normalize_tel(phone, rules.phone_country)
     except Invalid:
-        problems.append(f"phone: {phone!r} is not a phone number")
+        where = f" in {rules.phone_country}" if rules.phone_country else ""
+        problems.append(f"phone: {phone!r} is not a phone number{where}")
     if isinstance(licenses, bool) or not isinstance(licenses, int) or licenses < 1:
         problems.append(f"licenses: {licenses!r} is not a positive whole number")
     seats = [a.strip() for a in accounts if a.strip()]
@@ -50,10 +93,27 @@ def check_contract(customer_id: str, phone: str, licenses: int,
 
 
 class StoreContracts:
-    """The ContractDirectory kept in the engine's own store (imported from CSV or added)."""
+    """The ContractDirectory kept in the engine's own store (imported from CSV or added).
 
-    def __init__(self, store: Store) -> None:
+    ``rules`` says which numbers and phones contracts may have: given, or those of a flow
+    library (``ContractRules.of_library``, read at each addition so later settings count), or
+    the defaults.
+    """
+
+    def __init__(self, store: Store, rules: ContractRules | FlowLibrary | None = None) -> None:
         self.store = store
+        self._rules: Callable[[], ContractRules]
+        if rules is None or isinstance(rules, ContractRules):
+            fixed = rules if rules is not None else ContractRules()
+            self._rules = lambda: fixed
+        else:
+            library = rules
+            self._rules = lambda: ContractRules.of_library(library)
+
+    @property
+    def rules(self) -> ContractRules:
+        """The rules contracts added now are checked by."""
+        return self._rules()
 
     def find(self, customer_id: str) -> Customer | None:
         """The customer with that number, or None."""
@@ -74,7 +134,7 @@ class StoreContracts:
                  source: str | None = None, lines: Sequence[int] | None = None) -> list[Customer]:
         """Add several contracts in one transaction: all or nothing (problems as by
         ``check_contracts``, with ``source`` and ``lines`` naming where each row came from)."""
-        customers, problems = check_contracts(rows, source=source, lines=lines)
+        customers, problems = check_contracts(rows, source=source, lines=lines, rules=self.rules)
         if problems:
             raise ContractError(problems)
         with self.store.transaction() as tx:
@@ -100,7 +160,7 @@ def _where(index: int, source: str | None, lines: Sequence[int] | None) -> str:
 
 def check_contracts(rows: Sequence[tuple[str, str, int, Sequence[str]]], *,
                     source: str | None = None, lines: Sequence[int] | None = None,
-                    ) -> tuple[list[Customer], list[str]]:
+                    rules: ContractRules | None = None) -> tuple[list[Customer], list[str]]:
     """Normalised customers and every problem: each row's own, and a customer or account that
     stands on two rows ("is also on line 2")."""
     customers: list[Customer] = []
@@ -110,7 +170,7 @@ def check_contracts(rows: Sequence[tuple[str, str, int, Sequence[str]]], *,
     for i, row in enumerate(rows):
         where = _where(i, source, lines)
         ref = f"line {lines[i]}" if lines is not None else f"row {i}"
-        customer, found = check_contract(*row)
+        customer, found = check_contract(*row, rules=rules)
         customers.append(customer)
         problems += [f"{where}: {p}" for p in found]
         if found:

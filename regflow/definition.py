@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from regflow.exceptions import DefinitionError
+from regflow.validation import rule_setting_faults
 
 FINAL_STATUSES = ("completed", "cancelled", "expired", "failed")
 FIELD_TYPES = ("text", "email", "password", "code", "tel", "customer_id", "boolean")
@@ -203,7 +204,8 @@ class FlowDefinition:
                 faults += setting_faults(self, key, value, f"{self.name}.settings.{key}")
         if faults:
             raise DefinitionError(faults)
-        return attrs.evolve(self, settings={**self.settings, **overrides})
+        settings = {**self.settings, **overrides}
+        return attrs.evolve(self, settings=settings, fields=_fields_following(self.fields, settings))
 
 
 _DURATION = re.compile(
@@ -261,7 +263,65 @@ def setting_faults(defn: FlowDefinition, key: str, value: object, where: str) ->
     if _is_instant(default):
         return [] if _is_instant(value) else [
             f"{where}: expected a date-time with its offset, e.g. '2026-02-02T00:00:00+09:00'"]
-    return [] if isinstance(value, str) else [f"{where}: expected text, not {value!r}"]
+    if not isinstance(value, str):
+        return [f"{where}: expected text, not {value!r}"]
+    return rule_setting_faults(key, value, where)
+
+
+def _fields_following(fields: dict[str, FieldDef], settings: Mapping[str, Setting]) -> dict[str, FieldDef]:
+    """The fields with the constraints front ends show kept to the rule settings: a field
+    checked by ``customer_number`` shows the ``customer_id_pattern`` (and no fixed length)."""
+    pattern = settings.get("customer_id_pattern")
+    out = dict(fields)
+    for name, field in fields.items():
+        shown = field.constraints.get("pattern")
+        if "customer_number" in field.validate and pattern is not None and shown is not None \
+                and shown != pattern:
+            constraints = {k: v for k, v in field.constraints.items() if k != "length"}
+            out[name] = attrs.evolve(field, constraints={**constraints, "pattern": pattern})
+    return out
+
+
+_COUNTS = ("min_length", "max_length", "length", "classes")
+
+
+def rule_faults(defn: FlowDefinition, root: str) -> list[str]:
+    """What is wrong with the rules a definition declares as data: its rule settings (a bad
+    pattern, country or blocklist), its fields' constraints (a ``pattern`` that is no regular
+    expression, lengths and ``classes`` that are no counts), and a customer-number field that
+    shows another pattern than the setting ``customer_id_pattern`` checks."""
+    faults: list[str] = []
+    for key, value in defn.settings.items():
+        faults += rule_setting_faults(key, value, f"{root}.settings.{key}")
+    for name, field in defn.fields.items():
+        here = f"{root}.fields.{name}.constraints"
+        limits = field.constraints
+        pattern = limits.get("pattern")
+        if pattern is not None and not isinstance(pattern, str):
+            faults.append(f"{here}.pattern: expected text, not {pattern!r}")
+        elif pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                faults.append(f"{here}.pattern: not a regular expression: {exc}")
+        faults += [f"{here}.{key}: expected a whole number of 0 or more, not {limits[key]!r}"
+                   for key in _COUNTS if key in limits and not _count(limits[key])]
+        if _count(limits.get("min_length")) and _count(limits.get("max_length")) \
+                and limits["min_length"] > limits["max_length"]:
+            faults.append(f"{here}: min_length {limits['min_length']} is above max_length "
+                          f"{limits['max_length']}")
+        if _count(limits.get("classes")) and limits["classes"] > 4:
+            faults.append(f"{here}.classes: at most 4 (lower, upper, digit, symbol)")
+        wanted = defn.settings.get("customer_id_pattern")
+        if "customer_number" in field.validate and wanted is not None and pattern is not None \
+                and pattern != wanted:
+            faults.append(f"{here}.pattern: {pattern!r} is not the setting customer_id_pattern "
+                          f"{wanted!r} the field is checked by")
+    return faults
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def format_duration(seconds: int) -> str:

@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from regflow.definition import FlowDefinition
 from regflow.diagram_model import Arrow, Box, Layout, Line, layout
 from regflow.diagram_ranks import Ranks, plan
 from regflow.diagrams_text import WRAP, columns, wrap
+
+if TYPE_CHECKING:
+    from regflow.diagram_traffic import Overlay
 
 __all__ = ["WRAP", "to_dot", "wrap"]
 
@@ -43,20 +47,27 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TABLE = 'BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1"'
 
 
-def to_dot(defn: FlowDefinition, *, lang: str = "ja", links: Mapping[str, str] | None = None) -> str:
+def to_dot(defn: FlowDefinition, *, lang: str = "ja", links: Mapping[str, str] | None = None,
+           overlay: Overlay | None = None) -> str:
     """The flow as a Graphviz digraph (rankdir TB), titles in ``lang``; ``links`` maps a state's
-    name to a URL its box links to (``target="_top"``)."""
-    drawn = layout(defn, lang)
+    name to a URL its box links to (``target="_top"``); ``overlay`` draws traffic on it
+    (``regflow.diagram_traffic``)."""
+    drawn = layout(defn, lang) if overlay is None else overlay.layout
     notes = _notes(drawn)
+    for key, extra in (overlay.notes if overlay is not None else {}).items():
+        if key in notes:
+            notes[key] = ([*notes[key][0], *map(_html, extra)], [*notes[key][1], *extra])
     arrows = [[row for line in arrow.lines for row in _line_rows(line)] for arrow in drawn.arrows]
     arrows_plain = [[_plain(row) for row in rows] for rows in arrows]
-    boxes = {box.name: _box_rows(defn, box) for box in drawn.boxes}
+    boxes = {box.name: _box_rows(defn, box, overlay.rows.get(box.name, ()) if overlay else ())
+             for box in drawn.boxes}
     ranks = plan(drawn, lambda name: _width(boxes[name][1]) + NODESEP,
                  lambda index: _width(arrows_plain[index]) + NODESEP,
                  {key: _width(plain) + NODESEP for key, (_, plain) in notes.items()},
                  row_width=ROW_WIDTH, label_room=LABEL_ROOM)
     ids = _ids(drawn, ranks.last)
-    title = [f"<B>{_html(f'{drawn.name} v{drawn.version}')}</B>", *map(_html, drawn.legend)]
+    title = [f"<B>{_html(f'{drawn.name} v{drawn.version}')}</B>",
+             *map(_html, overlay.caption if overlay is not None else ()), *map(_html, drawn.legend)]
     out = [
         f"digraph {_quote(ids[_GRAPH])} {{",
         f"    graph [rankdir=TB, newrank=true, nodesep={NODESEP / 72:.3f}, ranksep=0.12,"
@@ -65,23 +76,34 @@ def to_dot(defn: FlowDefinition, *, lang: str = "ja", links: Mapping[str, str] |
         ' fontname=Helvetica, fontsize=9, margin="0.06,0.03"];',
         '    edge [fontname=Helvetica, fontsize=9, color="#555555", arrowsize=0.7];',
         f"    {_quote(ids[_START])} [shape=point, width=0.12, fillcolor=black, group=spine];",
-        f"    {_quote(ids[_START])} -> {_quote(ids[drawn.initial])} [weight=10];",
+        f"    {_quote(ids[_START])} -> {_quote(ids[drawn.initial])} [weight=10{_traffic(overlay, 'start')}];",
     ]
     for box in drawn.boxes:
-        out.append(_node(box, boxes[box.name][0], ids[box.name], (links or {}).get(box.name)))
+        out.append(_node(box, boxes[box.name][0], ids[box.name], (links or {}).get(box.name),
+                         overlay.dot_box(box.name) if overlay is not None else []))
     for index, arrow in enumerate(drawn.arrows):
-        out += _arrow(arrow, arrows[index], ids, ranks, index)
+        out += _arrow(arrow, arrows[index], ids, ranks, index,
+                      overlay.dot_edge((arrow.source, arrow.target)) if overlay is not None else [])
     for key, (rows, _) in notes.items():
         out.append(f"    {_quote(ids[_NOTE + key])} [{NOTE}, class=note, label=<{_table(rows)}>];")
     for shared in drawn.shared:
+        more = _traffic(overlay, shared.key, shared.event)
         out.append(f"    {_quote(ids[_NOTE + shared.key])} -> {_quote(ids[shared.target])}"
-                   f" [style=dashed, label=<{_html(shared.event)}>];")
+                   f" [style=dashed, label=<{_html(shared.event)}>{more}];")
     if "expiry" in notes:
         expiry, expired = _quote(ids[_NOTE + "expiry"]), _quote(ids["expired"])
-        out.append(f'    {expiry} -> {expired} [style=dashed, color="{TIMER}"];')
+        out.append(f'    {expiry} -> {expired} [style=dashed, color="{TIMER}"{_traffic(overlay, "expiry")}];')
     out += _ruler(drawn, ids, ranks)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _traffic(overlay: Overlay | None, key: str, event: str = "") -> str:
+    """More attributes of an edge without branch texts (the start's, a note's): its count and
+    width; nothing without traffic."""
+    if overlay is None:
+        return ""
+    return ", " + ", ".join([f"label=<{_html(overlay.label(key, event))}>", *overlay.dot_edge(key)])
 
 
 # keys of the drawing's own nodes in the ids (a NUL never starts a state's name)
@@ -129,11 +151,14 @@ def _ruler(drawn: Layout, ids: Mapping[str, str], ranks: Ranks) -> list[str]:
 
 # ---- boxes and arrows --------------------------------------------------------------------------
 
-def _box_rows(defn: FlowDefinition, box: Box) -> tuple[list[list[str]], list[str]]:
-    """A box's sections of label rows (markup): name and title; no screen; entry actions;
-    stays (and timers no branch of the state takes); final status — and its plain lines."""
+def _box_rows(defn: FlowDefinition, box: Box,
+              traffic: tuple[str, ...] = ()) -> tuple[list[list[str]], list[str]]:
+    """A box's sections of label rows (markup): name and title; its traffic; no screen; entry
+    actions; stays (and timers no branch of the state takes); final status — and its plain lines."""
     sections = [[f'<FONT POINT-SIZE="10"><B>{_html(box.name)}</B></FONT>',
                  *([_html(box.title)] if box.title else [])]]
+    if traffic:
+        sections.append([f"<B>{_html(row)}</B>" for row in traffic])
     plain = [box.name, box.name, *([box.title] if box.title else [])]  # the bold name is wider
     if box.kind == "automatic":
         sections.append(["(no screen)"])
@@ -151,8 +176,10 @@ def _box_rows(defn: FlowDefinition, box: Box) -> tuple[list[list[str]], list[str
     return sections, plain
 
 
-def _node(box: Box, sections: list[list[str]], node_id: str, url: str | None) -> str:
-    """A state's box: its sections, ruled apart; linked to ``url`` when given."""
+def _node(box: Box, sections: list[list[str]], node_id: str, url: str | None,
+          extra: list[str] | None = None) -> str:
+    """A state's box: its sections, ruled apart; linked to ``url`` when given; ``extra``
+    attributes last (a later attribute overrides an earlier one)."""
     body = "<HR/>".join(_cells(rows, "CENTER" if number == 0 else "LEFT")
                         for number, rows in enumerate(sections))
     attrs = [f"label=<<TABLE {_TABLE}>{body}</TABLE>>", f"tooltip={_esc(box.name)}"]
@@ -164,6 +191,7 @@ def _node(box: Box, sections: list[list[str]], node_id: str, url: str | None) ->
         attrs.append('style="rounded,filled,dashed"')
     if url is not None:
         attrs += [f'URL="{_url(url)}"', 'target="_top"']
+    attrs += extra or []
     return f"    {_quote(node_id)} [{', '.join(attrs)}];"
 
 
@@ -179,10 +207,13 @@ def _line_rows(line: Line) -> list[str]:
     return [_coloured(row) for row in rows] if line.timer else [_html(row) for row in rows]
 
 
-def _arrow(arrow: Arrow, rows: list[str], ids: Mapping[str, str], ranks: Ranks, index: int) -> list[str]:
+def _arrow(arrow: Arrow, rows: list[str], ids: Mapping[str, str], ranks: Ranks, index: int,
+           extra: list[str] | None = None) -> list[str]:
     """The spine's arrow carries its label; any other goes through its label's node, on its
-    planned row: each half written downwards (dot keeps the planned rows), pointing to the target."""
+    planned row: each half written downwards (dot keeps the planned rows), pointing to the target.
+    ``extra`` attributes (traffic: width, colour) go on every half."""
     timer = [f'color="{TIMER}"', "style=dashed"] if arrow.timer else []
+    timer += extra or []
     source, target = ids[arrow.source], ids[arrow.target]
     if arrow.spine:
         attrs = [f"label=<{_table(rows)}>", "weight=10", "penwidth=1.6", *timer]

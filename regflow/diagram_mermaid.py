@@ -26,10 +26,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from regflow.definition import FlowDefinition
 from regflow.diagram_model import Box, Layout, Line, layout
 from regflow.diagrams_text import wrap
+
+if TYPE_CHECKING:
+    from regflow.diagram_traffic import Overlay
 
 __all__ = ["CONFIG", "EDGE_WRAP", "REENTRY", "TIMER", "WRAP", "mermaid_ids", "mermaid_text", "to_mermaid"]
 
@@ -66,29 +70,38 @@ def mermaid_ids(defn: FlowDefinition) -> dict[str, str]:
 
 
 def to_mermaid(defn: FlowDefinition, *, lang: str = "ja",
-               links: Mapping[str, str] | None = None) -> str:
+               links: Mapping[str, str] | None = None, overlay: Overlay | None = None) -> str:
     """The flow as a Mermaid ``stateDiagram-v2`` (direction TB), titles in ``lang``.
 
     ``links`` (state name → URL) become ``click`` lines. Mermaid 11 parses them but, in a state
     diagram, links only a box whose whole text is its id — never one with a description, as
     every box here has — so a page that wants clickable states shows its links beside the
-    diagram (as ``regflow.docsgen`` does) or uses the SVG."""
-    drawn = layout(defn, lang)
+    diagram (as ``regflow.docsgen`` does) or uses the SVG.
+
+    ``overlay`` draws traffic on it (``regflow.diagram_traffic``): counts in the texts, marks
+    as classes."""
+    drawn = layout(defn, lang) if overlay is None else overlay.layout
     ids = mermaid_ids(defn)
-    title = json.dumps(f"{defn.name} v{defn.version}", ensure_ascii=False)
+    caption = overlay.caption if overlay is not None else ()
+    title = json.dumps(" · ".join([f"{defn.name} v{defn.version}", *caption]), ensure_ascii=False)
     out = ["---", f"title: {title}", f"config: {json.dumps(CONFIG, ensure_ascii=False)}", "---",
            "stateDiagram-v2", "    direction TB"]
     for box in drawn.boxes:
         out.append(f'    state "{mermaid_text(box.name)}" as {ids[box.name]}')
-        out += [f"    {ids[box.name]} : {mermaid_text(row)}" for row in _box_rows(defn, box)]
-    out.append(f"    [*] --> {ids[drawn.initial]}")
+        rows = _box_rows(defn, box)
+        if overlay is not None:
+            rows[1 if box.title else 0:0] = overlay.rows.get(box.name, ())
+        out += [f"    {ids[box.name]} : {mermaid_text(row)}" for row in rows]
+    start = f" : {mermaid_text(overlay.label('start'))}" if overlay is not None else ""
+    out.append(f"    [*] --> {ids[drawn.initial]}{start}")
     for arrow in drawn.arrows:
         rows = [row for line in arrow.lines for row in _line_rows(line, EDGE_WRAP)]
         out.append(f"    {ids[arrow.source]} --> {ids[arrow.target]} : "
                    + "<br/>".join(map(mermaid_text, rows)))
-    out += _notes(drawn, ids)
+    out += _notes(drawn, ids, overlay)
     out += _legend(drawn, ids)
     out += _classes(drawn, ids)
+    out += overlay.mermaid_classes(ids) if overlay is not None else []
     for name, url in (links or {}).items():
         if name in ids:
             out.append(f'    click {ids[name]} href "{_url(url)}"')
@@ -120,23 +133,28 @@ def _box_rows(defn: FlowDefinition, box: Box) -> list[str]:
     return rows
 
 
-def _notes(drawn: Layout, ids: Mapping[str, str]) -> list[str]:
+def _notes(drawn: Layout, ids: Mapping[str, str], overlay: Overlay | None = None) -> list[str]:
     """A box per shared event naming its states (and what differs: ``enter_code / void_code``)
-    with one edge to the target; the inactivity expiry's box with one edge to ``expired``."""
+    with one edge to the target; the inactivity expiry's box with one edge to ``expired``
+    (with traffic: their counts)."""
     out = []
     for index, shared in enumerate(drawn.shared):
         note = f"n_shared{index}"
         out.append(f'    state "from {len(shared.sources)} states" as {note}')
         out += [f"    {note} : {mermaid_text(row)}" for line in shared.lines
                 for row in wrap([line.state, *line.parts[1:]], WRAP)]
-        out.append(f"    {note} --> {ids[shared.target]} : {mermaid_text(shared.event)}")
+        label = overlay.label(shared.key, shared.event) if overlay is not None else shared.event
+        out.append(f"    {note} --> {ids[shared.target]} : {mermaid_text(label)}")
     if "expired" in ids:  # the expiry in its box: a long edge label would cost width
         first, _, rest = drawn.expiry.partition(" without ")
         out.append('    state "any active state" as n_expiry')
         out.append(f"    n_expiry : {mermaid_text(f'{TIMER} {first}')}")
         if rest:
             out.append(f"    n_expiry : {mermaid_text(f'{INDENT}without {rest}')}")
-        out.append(f"    n_expiry --> {ids['expired']}")
+        if overlay is not None:
+            out += [f"    n_expiry : {mermaid_text(row)}" for row in overlay.notes.get("expiry", ())]
+        label = f" : {mermaid_text(overlay.label('expiry'))}" if overlay is not None else ""
+        out.append(f"    n_expiry --> {ids['expired']}{label}")
     return out
 
 

@@ -1,4 +1,4 @@
-"""Diagrams of a flow definition: Mermaid ``stateDiagram-v2``, Graphviz DOT and SVG (SPEC 3).
+"""Diagrams of a flow definition: Mermaid ``stateDiagram-v2``, Graphviz DOT and SVG.
 
 Drawn from the definition model itself (no transitions GraphMachine): every branch of every event
 is written ``event [guard, !unless] / actions ⟶ message``. A branch that follows guarded ones

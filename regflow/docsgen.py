@@ -43,6 +43,7 @@ from regflow.definition import (
 from regflow.diagram_overview import write_overview
 from regflow.diagrams import GraphvizFailed, to_svg
 from regflow.diagrams_text import after_text, describe_policy
+from regflow.docsgen_traffic import traffic_pages
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 from regflow.markdown import MARKER
 from regflow.markdown import both as _both
@@ -342,6 +343,7 @@ def pages(docs: Path, changelog: Path | None = None) -> dict[str, str]:
     out["api.md"] = api_page(document)
     if changelog is not None and changelog.is_file():
         out["changelog.md"] = changelog_page(changelog.read_text("utf-8"))
+    out.update(traffic_pages())  # "Watching your flows": the demo's day, reported and drawn
     return dict(sorted(out.items()))
 
 

@@ -107,7 +107,9 @@ class Engine:
         self.flows = flows
         for name, overrides in (settings or {}).items():
             flows.configure(name, overrides)
-        self.contracts: ContractDirectory = contracts if contracts is not None else StoreContracts(store)
+        # contracts follow the number and phone rules of the library's registration flow
+        self.contracts: ContractDirectory = (contracts if contracts is not None
+                                             else StoreContracts(store, flows))
         self.services = Services(
             hasher=hasher if isinstance(hasher, SlowWorkHasher) else SlowWorkHasher(hasher),
             contracts=self.contracts,
@@ -333,7 +335,7 @@ class Engine:
                 raise
         record.data["_messages"] = ctx.messages
         record.expires_at = None if record.status != "active" else ctx.now + timedelta(
-            seconds=definition.seconds(definition.expiry))
+            seconds=compiled.seconds(definition.expiry))
         record.updated_at = ctx.now
         if ctx.continue_with is not None:
             hand_over.start(self.compiled, self.services, ctx, record)

@@ -15,7 +15,11 @@
     ├── ConcurrentUpdate         the flow changed under us; retried, then raised
     ├── TransientError           an adapter failed in a way worth retrying
     └── StoreError               a storage driver failed (wraps the driver's error)
-        └── ConstraintViolation  a uniqueness rule held the line (I1–I4)
+        ├── ConstraintViolation  a uniqueness rule held the line (I1–I4)
+        ├── SchemaNewer          the database's schema is newer than the code
+        ├── SchemaOutdated       the database's schema is older: run ``regflow migrate``
+        ├── SchemaMigrationFailed  a schema migration failed, rolled back
+        └── SchemaUnknown        tables regflow did not make, or a version it cannot read
 """
 
 from __future__ import annotations
@@ -124,6 +128,30 @@ class ConstraintViolation(StoreError):
     def __init__(self, constraint: str) -> None:
         self.constraint = constraint
         super().__init__(f"constraint {constraint!r} refused the write")
+
+
+class SchemaNewer(StoreError):
+    """The database is at a schema version newer than this code's: never opened."""
+
+    message_id = "schema_newer"
+
+
+class SchemaOutdated(StoreError):
+    """The database is at an older schema version and the store was not asked to migrate."""
+
+    message_id = "schema_outdated"
+
+
+class SchemaMigrationFailed(StoreError):
+    """A schema migration failed; its transaction was rolled back, the version is unchanged."""
+
+    message_id = "schema_migration_failed"
+
+
+class SchemaUnknown(StoreError):
+    """The database holds tables regflow did not make, or a schema version it cannot read."""
+
+    message_id = "schema_unknown"
 
 
 class InvalidContext(RegflowError):

@@ -41,7 +41,7 @@ class Rate:
 
 @attrs.frozen
 class Limits:
-    """The engine's limits across flows (SPEC 5), each a tuple of rates that must all hold.
+    """The engine's limits across flows, each a tuple of rates that must all hold.
 
     ``code_mails``: mails carrying a code (or standing in for one) per address;
     ``wrong_codes``: wrong codes typed per address, in any flow;

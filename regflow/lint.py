@@ -1,4 +1,4 @@
-"""Lint a loaded flow definition (SPEC 3): what loads but cannot work as written.
+"""Lint a loaded flow definition: what loads but cannot work as written.
 
 Each fault has the path of what is wrong, in the load errors' style
 (``registration.states.details.on.submit[2]``), a stable ``code`` and a message:

@@ -36,6 +36,7 @@ from regflow.definition import (
     TimerMigrationDef,
     TransitionDef,
     parse_duration,
+    rule_faults,
 )
 from regflow.exceptions import DefinitionError
 
@@ -189,6 +190,7 @@ def check_references(defn: FlowDefinition, names: Names, root: str) -> list[str]
             faults.append(f"{root}.choices.{key}: unknown setting {key!r}")
         elif defn.settings[key] not in allowed:
             faults.append(f"{root}.settings.{key}: one of {', '.join(allowed)}")
+    faults += rule_faults(defn, root)
     for name, f in defn.fields.items():
         if f.type not in FIELD_TYPES:
             faults.append(f"{root}.fields.{name}.type: unknown field type {f.type!r}")

@@ -147,6 +147,10 @@ class MailRelay:
         self.first_retry = first_retry
         self.last_retry = last_retry
         self._skew_logged = False
+        # Counted since this relay was made, for what a command reports: attempts that failed
+        # and were left to retry, and mail that failed for good ("dead").
+        self.failed_attempts = 0
+        self.dead = 0
 
     def deliver(self, mail_ids: Iterable[str]) -> int:
         """Try to deliver these mails now (right after the commit that wrote them); how many
@@ -178,6 +182,7 @@ class MailRelay:
             mail = self._claim(mail_id)
         except Exception as exc:
             log.error("mail %s not claimed, left for a later pass: %s", mail_id, reason_of(exc))
+            self.failed_attempts += 1
             return False
         if mail is None:
             return False
@@ -190,6 +195,7 @@ class MailRelay:
                 log.error("mail %s to %s: attempt %d failed (%s) and could not be recorded (%s); "
                           "retried once its lease has passed", mail.id, domain_of(mail.to),
                           mail.attempts, reason_of(exc), reason_of(store_exc))
+                self.failed_attempts += 1
             return False
         self._sent(mail)
         return True
@@ -280,6 +286,7 @@ class MailRelay:
                 # out: that relay now decides what happens to the mail.
                 log.warning("mail %s to %s: attempt %d failed after its lease ran out: %s",
                             mail.id, domain_of(mail.to), mail.attempts, reason)
+                self.failed_attempts += 1
                 return
             row.last_error = reason
             if permanent or row.attempts >= self.max_attempts:
@@ -292,10 +299,12 @@ class MailRelay:
                 row.next_attempt_at = now + self.next_wait(row.attempts)
             tx.outbox.update(row)
         if row.status == "failed":
+            self.dead += 1
             log.error("mail %s to %s failed for good at attempt %d of %d (%s): %s",
                       row.id, domain_of(row.to), row.attempts, self.max_attempts,
                       "permanent" if permanent else "attempts exhausted", reason)
         else:
+            self.failed_attempts += 1
             log.warning("mail %s to %s: attempt %d of %d failed, next at %s: %s",
                         row.id, domain_of(row.to), row.attempts, self.max_attempts,
                         row.next_attempt_at.isoformat() if row.next_attempt_at else "-", reason)

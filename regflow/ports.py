@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from regflow.records import (
     Code,
@@ -20,6 +20,9 @@ from regflow.records import (
     OutboxMail,
     Session,
 )
+
+if TYPE_CHECKING:
+    from regflow.reporting import JournalFigures
 
 
 class Clock(Protocol):
@@ -201,6 +204,17 @@ class Store(Protocol):
     def purge(self, cutoffs: Cutoffs) -> dict[str, int]:
         """Delete what retention no longer keeps (see ``Cutoffs``); how many rows, by table."""
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class JournalReader(Protocol):
+    """A store that aggregates its journal for reports (``regflow.reporting``; both stores
+    regflow ships). Kept apart from ``Store`` so that other stores fit without it."""
+
+    def journal_figures(self, flow: str, *, since: datetime | None, until: datetime | None,
+                        customer: str | None) -> JournalFigures:
+        """The aggregates of the journal rows of the flows of definition ``flow`` (of that
+        customer, when given) with ``since <= at < until``, each bound optional."""
 
 
 class ContractDirectory(Protocol):

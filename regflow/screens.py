@@ -1,7 +1,7 @@
 """The neutral screen model every front end renders: fields, actions, messages.
 
-A snapshot is what the engine answers to ``start``, ``send`` and ``get``; ``to_dict()`` is the JSON
-of SPEC 4.1. Nothing here knows HTML, terminals or HTTP.
+A snapshot is what the engine answers to ``start``, ``send`` and ``get``; ``to_dict()`` is its JSON
+form. Nothing here knows HTML, terminals or HTTP.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Snapshot:
         return not self.screen.errors
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON snapshot of SPEC 4.1."""
+        """The JSON snapshot."""
         out: dict[str, Any] = {
             "id": self.id, "flow": self.flow, "state": self.state, "status": self.status,
             "version": self.version, "expires_at": iso(self.expires_at),

@@ -77,7 +77,7 @@ def require(tx: Transaction, token: str | None, now: datetime, *, admin: bool) -
 
 def customer_logins(tx: Transaction, customer_id: str, now: datetime, secret: bytes, *,
                     window: int) -> list[dict[str, Any]]:
-    """The logins of a customer as the admin's list shows them (SPEC 2.4). ``sign_in_failures``:
+    """The logins of a customer as the admin's list shows them. ``sign_in_failures``:
     wrong passwords for the login's address, from all clients, in the last ``window`` seconds
     (the sign-in flow's ``lockout_window``; what ``unlock_login`` clears)."""
     since = now - timedelta(seconds=window)

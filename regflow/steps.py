@@ -37,7 +37,7 @@ def enter(compiled: CompiledFlow, ctx: FlowContext, target: str) -> None:
     flow.data.pop("_form", None)
     flow.data.pop(kept_secrets.KEY, None)
     flow.timers = sorted(
-        ((t.event, ctx.now + timedelta(seconds=definition.seconds(t.after))) for t in state.after),
+        ((t.event, ctx.now + timedelta(seconds=compiled.seconds(t.after))) for t in state.after),
         key=lambda pair: pair[1],
     )
     compiled.run(state.enter, ctx)
@@ -238,7 +238,7 @@ def create(services: Services, tx: Transaction, compiled: CompiledFlow, values: 
         state=definition.initial,
         status="active", data={**values, "_lang": lang or "ja",
                                **{f"_{k}": v for k, v in private.items()}},
-        timers=[], expires_at=now + timedelta(seconds=definition.seconds(definition.expiry)),
+        timers=[], expires_at=now + timedelta(seconds=compiled.seconds(definition.expiry)),
         created_at=now, updated_at=now, token_digest=token_digest(token),
     )
     ctx = context(compiled, record, tx, services, now, "start", actor)
@@ -250,6 +250,7 @@ def create(services: Services, tx: Transaction, compiled: CompiledFlow, values: 
             if target is None or target.customer_id != login.customer_id:
                 raise Forbidden("the target login is not one of your customer's")
         record.data["_actor"] = ctx.actor = login.id
+        record.data["_customer"] = login.customer_id  # reports by customer (regflow.reporting)
         ctx.actor_login = login
     enter(compiled, ctx, definition.initial)
     record.data["_messages"] = ctx.messages

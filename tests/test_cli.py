@@ -173,11 +173,12 @@ def test_run_end_to_end(tmp_path: Path, places: list[str], frozen: FrozenDateTim
 
 
 def test_run_unknown_account(places: list[str]) -> None:
-    """An account on no contract: a clean message and exit code 2."""
-    result = invoke("run", "registration", "--account", "zzzz9-99", *places, input="")
-    assert result.exit_code == 2
-    assert "この ASP ユーザー（アカウント）はご契約に見つかりません。" in result.stdout
-    assert "Traceback" not in result.output
+    """An account on no contract: one line on stderr with the message id (in the language
+    asked), nothing on stdout, exit code 2."""
+    result = invoke("run", "registration", "--account", "zzzz9-99", "--lang", "ja", *places, input="")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == ("regflow: account_unknown: この ASP ユーザー（アカウント）はご契約に"
+                             "見つかりません。（unknown account 'zzzz9-99'）\n")
 
 
 def test_run_needs_account_or_resume(places: list[str]) -> None:

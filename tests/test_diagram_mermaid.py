@@ -28,7 +28,7 @@ from regflow.diagram_mermaid import to_mermaid
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "docs" / "examples"
+EXAMPLES = ROOT / "regflow" / "examples"
 BUNDLES = [ROOT / "docs" / "assets" / "mermaid.min.js",  # what the site loads (make docs copies it)
            TOOLS / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"]
 MAX_WIDTH = 1000  # CSS px at 100 %
@@ -36,7 +36,7 @@ LIBRARY = builtin_library()
 
 
 def invitation() -> FlowDefinition:
-    """docs/examples/invitation.yaml with its own guards and actions (invitation_steps.py) and
+    """regflow/examples/invitation.yaml with its own guards and actions (invitation_steps.py) and
     the built-in validators."""
     spec = importlib.util.spec_from_file_location("invitation_steps", EXAMPLES / "invitation_steps.py")
     assert spec is not None

@@ -42,7 +42,7 @@ from regflow.testing import load_registry
 
 MAX_WIDTH = 1000.0  # px at 100 %
 TOUCH = 0.5  # px two text boxes may share
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "regflow" / "examples"
 CASES = [(flow, lang) for flow in (*BUILTIN_FLOWS, "invitation") for lang in ("ja", "en")]
 WIDTHS: dict[tuple[str, str], tuple[float, float, int]] = {}  # (flow, lang) → width, height, texts
 

@@ -1,4 +1,4 @@
-"""The JavaScript client (``regflow-client.js``) in chromium: ``docs/examples/spa.html`` embeds
+"""The JavaScript client (``regflow-client.js``) in chromium: ``regflow/examples/spa.html`` embeds
 ``<regflow-flow>``, which runs the registration and the sign-in over the JSON API.
 
 The app runs on a real waitress server for an engine on a ManualClock, as in
@@ -35,7 +35,7 @@ CONTRACT: dict[str, Any] = {"customer_id": "281234", "phone": "03-1234-5678", "l
                             "accounts": ["abcd8-01", "abcd8-02", "abcd8-03"]}
 EMAIL = "sample@aaa.com"
 PROVISIONING = 600
-EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "spa.html"
+EXAMPLE = Path(__file__).parent.parent / "regflow" / "examples" / "spa.html"
 APPS: dict[int, Flask] = {}
 
 

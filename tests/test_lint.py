@@ -247,7 +247,7 @@ def test_check_and_diagram_take_a_users_registry() -> None:
 
     from regflow.cli import main
 
-    flow = Path(__file__).parent.parent / "docs" / "examples" / "invitation.yaml"
+    flow = Path(__file__).parent.parent / "regflow" / "examples" / "invitation.yaml"
     runner = CliRunner()
     without = runner.invoke(main, ["check", str(flow)])
     assert without.exit_code == 1

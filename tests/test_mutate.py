@@ -30,7 +30,7 @@ from regflow.testing.engines import FlowSource
 from regflow.testing.mutants import Mutant
 from regflow.testing.mutation import Judge
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "regflow" / "examples"
 FLOW = "unlink_login"  # a small built-in flow: its mutants run in about a second
 LIVE = "retarget:confirm.cancel:cancelled->done"  # cancelling would complete the flow
 # confirm has no timers, and its entry action only names the target again: staying and
@@ -284,7 +284,7 @@ def test_min_score_and_json(approved: Path, tmp_path: Path) -> None:
     args = [FLOW, "--approved", str(approved), "--jobs", "1"]
     passed = _mutate(*args, "--only", LIVE, "--min-score", "100", "--json")
     assert passed.exit_code == 0, passed.output
-    report = json.loads(passed.output)
+    report = json.loads(passed.stdout)
     assert (report["mutants"], report["killed"], report["score"]) == (1, 1, 100.0)
     assert {"survived", "equivalent", "invalid", "seconds", "mutants_per_s", "survivors",
             "results"} <= set(report)

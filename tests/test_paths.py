@@ -54,7 +54,7 @@ from regflow.testing.plugin import paths_of
 from regflow.testing.runner import Player
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "docs" / "examples"
+EXAMPLES = ROOT / "regflow" / "examples"
 STORES = ("memory", "sqlite")
 MINUTE = 60
 # The declared durations, as the definition files write them (registration.toml, sign_in.toml).
@@ -66,7 +66,7 @@ DECLARED = {
 
 
 def _example() -> Any:
-    """docs/examples/test_invitation.py, imported as the user's own test module."""
+    """regflow/examples/test_invitation.py, imported as the user's own test module."""
     spec = importlib.util.spec_from_file_location("invitation_example_test", EXAMPLES / "test_invitation.py")
     assert spec is not None
     assert spec.loader is not None
@@ -487,14 +487,14 @@ def test_the_summary_counts_only_replayed_paths(monkeypatch: pytest.MonkeyPatch)
     late = next(p for p in found if "provisioning.after[0]@+1s" in p.covers)
     others = {p.id for p in found if p.id != late.id}
     monkeypatch.setattr(plugin, "GENERATED", {"registration": found})
-    monkeypatch.setattr(plugin, "REPLAYED", {"registration": others | {"registration-99"}})
+    monkeypatch.setattr("regflow.testing.runner.REPLAYED", {"registration": others | {"registration-99"}})
     reporter = _Reporter()
     plugin.pytest_terminal_summary(reporter)
     line = reporter.lines[1]
     assert f"; {len(found) - 1}/{len(found)} paths replayed; not replayed: {late.id}" in line
     assert "(100%)" not in line
     assert "provisioning.after[0]@+1s" in line.split("MISSING")[1]
-    monkeypatch.setattr(plugin, "REPLAYED", {"registration": others | {late.id}})
+    monkeypatch.setattr("regflow.testing.runner.REPLAYED", {"registration": others | {late.id}})
     reporter = _Reporter()
     plugin.pytest_terminal_summary(reporter)
     whole = found.coverage.line("registration")

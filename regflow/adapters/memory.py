@@ -33,6 +33,7 @@ from regflow.records import (
     OutboxMail,
     Session,
 )
+from regflow.reporting import JournalFigures, customer_of, figures_of
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -137,6 +138,22 @@ class MemoryStore:
         """Delete what retention no longer keeps (a walk over the tables: this store is small)."""
         with self.transaction():
             return tables.purge(self, cutoffs)
+
+    def journal_figures(self, flow: str, *, since: datetime | None, until: datetime | None,
+                        customer: str | None) -> JournalFigures:
+        """The journal aggregates of ``regflow.reporting`` (a walk over the journal: this store
+        is small), with the same rules as the SQL of the PeeweeStore."""
+        with self._lock:
+            rows = [
+                (entry.flow_id, entry.from_state, entry.to_state, entry.event, entry.outcome,
+                 entry.at)
+                for flow_id, entries in self._journal.items()
+                if (record := self._flows.get(flow_id)) is not None and record.flow == flow
+                and (customer is None or customer_of(record.data) == customer)
+                for entry in entries
+                if (since is None or entry.at >= since) and (until is None or entry.at < until)
+            ]
+        return figures_of(rows)
 
     def close(self) -> None:
         """Nothing to release."""

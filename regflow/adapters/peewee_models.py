@@ -19,6 +19,7 @@ import peewee as pw
 
 from regflow.adapters.peewee_errors import translated as translated  # the tables' import
 from regflow.records import FlowRecord
+from regflow.reporting import customer_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -80,6 +81,7 @@ def flow_values(flow: FlowRecord) -> dict[str, Any]:
     values = values_of(flow, "id", "rev")
     values["timers"] = [[event, to_micros(at)] for event, at in flow.timers]
     values["next_due_at"] = flow.next_due_at
+    values["customer_id"] = customer_of(flow.data)
     return values
 
 
@@ -125,6 +127,7 @@ def build_tables(db: pw.Database) -> Tables:
         created_at = InstantField()
         updated_at = InstantField()
         token_digest = pw.TextField(default="")  # SHA-256 of the flow token (hex)
+        customer_id = pw.TextField(null=True)  # reports by customer (reporting.customer_of); v3
         rev = pw.IntegerField()
 
         class Meta:
@@ -262,7 +265,8 @@ def build_tables(db: pw.Database) -> Tables:
     )
     Session.add_index(Session.index(Session.login_id, name="sessions_login_id"))
     Session.add_index(Session.index(Session.digest, unique=True, name="sessions_digest_unique"))
-    Code.add_index(Code.index(Code.flow_id, Code.purpose, name="codes_flow_id_purpose"))
+    # (schema version 2: the latest code of a flow and purpose read from the index, no sort)
+    Code.add_index(Code.index(Code.flow_id, Code.purpose, Code.seq, name="codes_flow_id_purpose_seq"))
     Code.add_index(Code.index(Code.email_key, name="codes_email_key"))
     Outbox.add_index(Outbox.index(Outbox.status, Outbox.next_attempt_at, name="outbox_status_due"))
     Outbox.add_index(Outbox.index(Outbox.created_at, name="outbox_created_at"))

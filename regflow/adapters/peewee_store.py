@@ -20,6 +20,7 @@ TransientError too.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import secrets
 import threading
@@ -35,12 +36,14 @@ import peewee as pw
 
 from regflow import ports
 from regflow.adapters import peewee_connection as connection
+from regflow.adapters import peewee_report, peewee_schema
 from regflow.adapters import peewee_tables as tables_
 from regflow.adapters.peewee_errors import translated
 from regflow.adapters.peewee_limits import Limits
 from regflow.adapters.peewee_models import Tables, build_tables
 from regflow.exceptions import StoreError
 from regflow.records import Cutoffs
+from regflow.reporting import JournalFigures
 
 _SQLITE_PRAGMAS = (
     ("busy_timeout", 10000),  # first, so the journal_mode switch below waits for locks too
@@ -95,6 +98,31 @@ def _postgres_database(url: str) -> tuple[pw.Database, str | None]:
     return pw.PostgresqlDatabase(database, prefer_psycopg3=True, **params), schema
 
 
+def _flag(value: str, where: str) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off (empty: no)."""
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{where} must be 1 or 0, not {value!r}")
+
+
+def _take_migrate(url: str) -> tuple[str, bool | None]:
+    """The URL without its ``migrate=`` query parameter, and that parameter's value."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url, None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    values = [value for key, value in pairs if key == "migrate"]
+    if not values:
+        return url, None
+    if len(values) > 1:
+        raise ValueError("the store URL repeats a query parameter: migrate")
+    rest = "&".join(part for part in query.split("&") if part.split("=", 1)[0] != "migrate")
+    return (f"{base}?{rest}" if rest else base), _flag(values[0], "the store URL's migrate=")
+
+
 class Transaction:
     """The table views handed out by ``PeeweeStore.transaction()``."""
 
@@ -112,8 +140,9 @@ class PeeweeStore:
     """The Store port on a peewee database; build it with ``PeeweeStore.from_url``."""
 
     def __init__(self, db: pw.Database, *, url: str, begin: tuple[str, ...] = (),
-                 schema: str | None = None) -> None:
+                 schema: str | None = None, migrate: bool = False) -> None:
         self.url = url
+        self.migrate_at_start = migrate  # apply missing schema migrations on first use
         self._db = db
         self._begin = begin  # arguments of db.atomic() for the outermost transaction
         self._schema = schema  # PostgreSQL: created on first use, the connections' search_path
@@ -124,59 +153,95 @@ class PeeweeStore:
         self._secret: bytes | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> PeeweeStore:
+    def from_url(cls, url: str, *, migrate: bool | None = None) -> PeeweeStore:
         """A store for ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
         ``postgresql://user[:password]@host[:port]/database[?schema=name]`` (or ``postgres://``).
 
-        Nothing is opened yet: the first transaction connects and creates what is missing.
+        Nothing is opened yet: the first transaction connects, creates the tables of an empty
+        database and checks the schema version of an existing one (``peewee_schema``).
+        ``migrate`` (else the URL's ``migrate=1``, else the environment's ``REGFLOW_MIGRATE=1``)
+        lets that first use apply missing schema migrations instead of refusing the database.
         """
+        url, migrate_in_url = _take_migrate(url)
+        if migrate is None:
+            migrate = migrate_in_url if migrate_in_url is not None else _flag(
+                os.environ.get("REGFLOW_MIGRATE", ""), "REGFLOW_MIGRATE")
         if url.startswith("sqlite:///"):
-            return cls(_sqlite_database(url), url=url, begin=("IMMEDIATE",))
+            return cls(_sqlite_database(url), url=url, begin=("IMMEDIATE",), migrate=migrate)
         if url.startswith(("postgresql://", "postgres://")):
             db, schema = _postgres_database(url)
-            return cls(db, url=url, schema=schema)
+            return cls(db, url=url, schema=schema, migrate=migrate)
         raise ValueError(
             f"unsupported store URL {url!r}: expected sqlite:///<path> or postgresql://…/<database>"
         )
 
     def _ensure_ready(self) -> None:
-        """Create the database file (SQLite) or schema (PostgreSQL) and the tables on first use."""
+        """On first use: create the database file (SQLite) or schema (PostgreSQL) and the tables
+        of an empty database, or check (and, when asked, migrate) an existing one's version."""
         if self._ready:
             return
         with self._ready_lock:
             if self._ready:
                 return
-            if isinstance(self._db, pw.SqliteDatabase):
-                try:
-                    Path(self._db.database).parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(f"cannot create the database folder: {exc}") from exc
-            if connection.fresh(self._db, self._tables_exist):
-                # DDL on existing tables still takes table locks on PostgreSQL, and would
-                # deadlock with other engines already at work: skip it.
-                self._ready = True
-                return
-            with connection.putting_aside(self._db), translated(), self._db.atomic(*self._begin):
-                if isinstance(self._db, pw.PostgresqlDatabase):
-                    # Stores starting together on one schema create it one after the other.
-                    run: Any = self._db.execute_sql  # peewee is untyped
-                    run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"regflow:{self._schema}",))
-                    if self._schema is not None:  # validated: [A-Za-z_][A-Za-z0-9_]*
-                        run(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
-                self._db.create_tables(self._tables.all(), safe=True)
+            self._make_folder()
+            # A read without locks first: DDL on existing tables still takes table locks on
+            # PostgreSQL, and would deadlock with other engines already at work.
+            version = connection.fresh(self._db, self._version)
+            if version is None:
+                with self._locked():
+                    version = peewee_schema.create(self._db, self._tables, self._schema)
+            if version is not None and version != peewee_schema.latest():
+                peewee_schema.check(version, migrate=self.migrate_at_start)
+                self._upgrade(peewee_schema.pending(version))
             self._ready = True
 
-    def _tables_exist(self) -> bool:
-        """Whether every table of the store is there already (a catalogue read, no locks)."""
-        wanted = {model._meta.table_name for model in self._tables.all()}
+    def _make_folder(self) -> None:
+        """SQLite: the database file's folder, made if missing."""
+        if isinstance(self._db, pw.SqliteDatabase):
+            try:
+                Path(self._db.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the database folder: {exc}") from exc
+
+    def _version(self) -> int | None:
+        """The database's schema version; None when it has no tables yet (no locks taken)."""
+        if isinstance(self._db, pw.SqliteDatabase) and not Path(self._db.database).exists():
+            return None
         with translated():
-            if isinstance(self._db, pw.PostgresqlDatabase):
-                found = set(self._db.get_tables(schema=self._schema or "public"))
-            elif Path(self._db.database).exists():
-                found = set(self._db.get_tables())
-            else:
-                return False
-        return wanted <= found
+            found = peewee_schema.found_tables(self._db, self._schema)
+            return peewee_schema.read_version(self._db, self._tables, found)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """A transaction holding the schema lock (PostgreSQL: the schema created first)."""
+        with connection.putting_aside(self._db), translated(), self._db.atomic(*self._begin):
+            peewee_schema.lock(self._db, self._schema)
+            if self._schema is not None:  # validated: [A-Za-z_][A-Za-z0-9_]*
+                run: Any = self._db.execute_sql  # peewee is untyped
+                run(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            yield
+
+    def _upgrade(self, steps: list[peewee_schema.Migration]) -> list[peewee_schema.Migration]:
+        """Apply ``steps``, one locked transaction each; those this store applied."""
+        return peewee_schema.upgrade(self._db, self._tables, self._schema, self._locked, steps)
+
+    def migrate(self, *, dry_run: bool = False) -> peewee_schema.Report:
+        """Bring the database to this code's schema version (create an empty one's tables), or
+        with ``dry_run`` only say what that would do; refuses a database newer than the code."""
+        with self._ready_lock:
+            before = connection.fresh(self._db, self._version)
+            if before is not None:
+                peewee_schema.check(before, migrate=True)
+            if dry_run:
+                steps = [] if before is None else peewee_schema.pending(before)
+                return peewee_schema.Report(before, peewee_schema.latest(), tuple(steps), True)
+            if before is None:
+                self._make_folder()
+                with self._locked():  # None unless another process created them meanwhile
+                    before = peewee_schema.create(self._db, self._tables, self._schema)
+            steps = [] if before is None else self._upgrade(peewee_schema.pending(before))
+            self._ready = True
+        return peewee_schema.Report(before, peewee_schema.latest(), tuple(steps))
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[ports.Transaction]:
@@ -261,6 +326,14 @@ class PeeweeStore:
             ).execute()
             counts["journal"] = t.journal.delete().where(t.journal.at < cutoffs.journal).execute()
         return {field.name: int(counts[field.name]) for field in attrs.fields(Cutoffs)}
+
+    def journal_figures(self, flow: str, *, since: datetime | None, until: datetime | None,
+                        customer: str | None) -> JournalFigures:
+        """The journal aggregates of ``regflow.reporting``, in SQL (``peewee_report``), in one
+        reading transaction."""
+        with self.transaction(write=False), translated():
+            return peewee_report.journal_figures(self._db, self._tables, flow, since=since,
+                                                 until=until, customer=customer)
 
     def close(self) -> None:
         """Close this thread's connection (peewee reopens one on the next use)."""

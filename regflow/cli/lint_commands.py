@@ -14,6 +14,7 @@ import click
 
 from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.cli.base import CommandFailed, main
+from regflow.cli.traffic_diagram import traffic_data, traffic_options
 from regflow.definition import FlowDefinition
 from regflow.diagram_overview import overview_dot, overview_mermaid, overview_svg
 from regflow.diagrams import to_dot, to_mermaid, to_svg
@@ -45,7 +46,7 @@ def user_registry(spec: str | None, *files: Path) -> Registry | None:
     folders = [p.resolve().parent for p in files]
     try:
         return load_registry(spec, Path.cwd(), *folders)
-    except ScenarioError as exc:
+    except (ScenarioError, ImportError) as exc:
         raise CommandFailed("registry_invalid", f"--registry {spec}: {exc}") from exc
 
 
@@ -72,12 +73,13 @@ REGISTRY_OPTION = click.option(
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
               show_default=True, help="Mermaid, Graphviz DOT, or SVG (needs Graphviz).")
 @click.option("--lang", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True,
-              help="The language of the screens' titles.")
+              envvar="REGFLOW_LANG", help="The language of the screens' titles and of errors.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to FILE instead of standard output.")
 @REGISTRY_OPTION
+@traffic_options
 def diagram(flow: str | None, overview: bool, fmt: str, lang: str, output: Path | None,
-            registry: str | None) -> None:
+            registry: str | None, **traffic: object) -> None:
     """Draw FLOW (a built-in flow's name or a definition file) with guards, timers and retries,
     or with --overview all built-in flows and their hand-overs."""
     if flow is not None and overview:
@@ -88,6 +90,7 @@ def diagram(flow: str | None, overview: bool, fmt: str, lang: str, output: Path 
     if flow is None:
         if registry:
             raise CommandFailed("registry_unused", "--registry is for a FLOW file, not --overview")
+        traffic_data(None, fmt, lang, traffic)  # --traffic is for a FLOW: a usage error here
         data = overview_svg(lang) if fmt == "svg" else (
             overview_dot(lang) if fmt == "dot" else overview_mermaid(lang)).encode()
         what = "the built-in flows"
@@ -98,8 +101,8 @@ def diagram(flow: str | None, overview: bool, fmt: str, lang: str, output: Path 
             for fault in exc.faults:
                 click.echo(fault, err=True)
             raise click.exceptions.Exit(1) from exc
-        data = to_svg(defn, lang=lang) if fmt == "svg" else (
-            to_dot(defn, lang=lang) if fmt == "dot" else to_mermaid(defn, lang=lang)).encode()
+        data = traffic_data(defn, fmt, lang, traffic) or (to_svg(defn, lang=lang) if fmt == "svg" else (
+            to_dot(defn, lang=lang) if fmt == "dot" else to_mermaid(defn, lang=lang)).encode())
         what = f"{defn.name} v{defn.version}"
     if output is not None:
         output.write_bytes(data)

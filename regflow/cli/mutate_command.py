@@ -1,4 +1,4 @@
-"""``regflow mutate FLOW``: mutation testing of a flow against its approved paths (SPEC 3).
+"""``regflow mutate FLOW``: mutation testing of a flow against its approved paths.
 
 Every mutant of the flow (a guard dropped or negated, branches swapped, a transition
 retargeted, an action or message dropped, a duration or setting moved by one unit; a guard of

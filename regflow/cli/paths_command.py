@@ -1,6 +1,6 @@
-"""``regflow paths FLOW``: paths that cover every transition, guard outcome and timer (SPEC 4.3);
+"""``regflow paths FLOW``: paths that cover every transition, guard outcome and timer;
 ``--approve`` writes their observable outcomes as the flow's approved paths, ``--check``
-replays the approved paths and fails on any difference (SPEC 3)."""
+replays the approved paths and fails on any difference."""
 
 from __future__ import annotations
 

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import attrs
 import click
 
 from regflow.adapters.smtp import redact_url
 from regflow.cli.base import CommandFailed, engine_options, main, open_engine, product_options
 from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo, sender_of
+from regflow.engine import Engine
 from regflow.exceptions import ConcurrentUpdate, RegflowError, StoreError, TransientError
 from regflow.retrying import Backoff
 from regflow.sweeping import SweepReport
@@ -61,8 +63,10 @@ def server_options(command: click.decorators.FC) -> click.decorators.FC:
     command = click.option("--relay/--no-relay", default=True, show_default=True,
                            help="Apply due timers and deliver mail in this process.")(command)
     command = click.option("--port", type=click.IntRange(0, 65535), default=8000,
-                           show_default=True)(command)
-    return click.option("--host", default="127.0.0.1", show_default=True)(command)
+                           show_default=True, help="TCP port to listen on.")(command)
+    return click.option("--host", default="127.0.0.1", show_default=True,
+                        help="Address to listen on (serve: beyond loopback, REGFLOW_SECRET is "
+                             "required).")(command)
 
 
 @main.command()
@@ -99,12 +103,16 @@ def _fresh_sqlite(db: str) -> None:
 @main.command()
 @click.option("--terminal", "in_terminal", is_flag=True,
               help="Register in the terminal instead of serving the web pages.")
-@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
+              envvar="REGFLOW_LANG", help="Language of the pages and messages.")
 @click.option("--keep", is_flag=True, help="Keep the demo database instead of starting afresh.")
 @server_options
-@click.option("--db", default=DEMO_DB, show_default=True, metavar="URL")
-@click.option("--mail", default=DEMO_MAIL, show_default=True, metavar="SPEC")
-@click.option("--hasher", type=click.Choice(["argon2", "fast"]), default="argon2", show_default=True)
+@click.option("--db", default=DEMO_DB, show_default=True, metavar="URL",
+              help="The demo's store (a SQLite file, emptied unless --keep); not REGFLOW_DB.")
+@click.option("--mail", default=DEMO_MAIL, show_default=True, metavar="SPEC",
+              help="The demo's mail; not REGFLOW_MAIL.")
+@click.option("--hasher", type=click.Choice(["argon2", "fast"]), default="argon2", show_default=True,
+              help="Password hashing; 'fast' is for tests only.")
 @product_options
 def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: bool,
          db: str, mail: str, hasher: str, product: str | None, mail_from: str | None) -> None:
@@ -142,8 +150,10 @@ def demo(in_terminal: bool, lang: str, keep: bool, host: str, port: int, relay: 
 def worker(once: bool, interval: float, batch: int, purge_every: float, db: str, mail: str,
            hasher: str, product: str | None, mail_from: str | None) -> None:
     """Apply due timers, deliver queued mail and purge old rows, in a loop (several workers may
-    run at once). With a database beyond this machine, ``REGFLOW_SECRET`` is required; give it
-    the --product and --mail-from of the web processes (timers may send mail).
+    run at once). Failed delivery attempts and dead mail are counted in each pass's line and
+    logged on stderr; with --once they make the exit status 3. With a database beyond this
+    machine, ``REGFLOW_SECRET`` is required; give it the --product and --mail-from of the web
+    processes (timers may send mail).
 
     A flow that cannot be stepped (e.g. its definition version is not loaded here) is set
     aside and tried again later, one line on stderr each time; the pass goes on. With --once
@@ -158,11 +168,14 @@ def worker(once: bool, interval: float, batch: int, purge_every: float, db: str,
         try:
             while True:
                 try:
+                    before = Failures.of(engine)
                     report = engine.sweep_pass(batch)
                     flows, aside = report.changed, len(report.set_aside)
                     mails = engine.deliver(batch)
-                    if flows or mails or aside:
+                    failed = Failures.of(engine) - before
+                    if flows or mails or aside or failed:
                         click.echo(f"timers applied to {flows} flow(s); {mails} mail(s) delivered"
+                                   + failed.summary()
                                    + (f"; {aside} flow(s) set aside" if aside else ""))
                     _report_set_aside(report)
                     if purge_every and time.monotonic() - purged_at >= purge_every:
@@ -175,13 +188,38 @@ def worker(once: bool, interval: float, batch: int, purge_every: float, db: str,
                     continue
                 _report_recovery(backoff)
                 if once:
-                    if aside:
+                    if aside or failed:
                         click.get_current_context().exit(PARTIAL)
                     return
                 if not (flows or mails):
                     time.sleep(interval)
         except KeyboardInterrupt:
             click.echo("worker stopped")
+
+
+@attrs.frozen
+class Failures:
+    """Mail a command failed to deliver: attempts left to retry, and mail failed for good."""
+
+    attempts: int = 0
+    dead: int = 0
+
+    @classmethod
+    def of(cls, engine: Engine) -> Failures:
+        """The engine's relay's counts so far."""
+        return cls(engine.relay.failed_attempts, engine.relay.dead)
+
+    def __sub__(self, earlier: Failures) -> Failures:
+        return Failures(self.attempts - earlier.attempts, self.dead - earlier.dead)
+
+    def __bool__(self) -> bool:
+        return bool(self.attempts or self.dead)
+
+    def summary(self) -> str:
+        """``; N delivery attempt(s) failed (retried later); N mail(s) failed for good``, the
+        parts that are not zero."""
+        return ((f"; {self.attempts} delivery attempt(s) failed (retried later)" if self.attempts else "")
+                + (f"; {self.dead} mail(s) failed for good" if self.dead else ""))
 
 
 def _wait_out(backoff: Backoff, exc: RegflowError) -> None:
@@ -233,13 +271,16 @@ def purge(db: str, mail: str, hasher: str) -> None:
 @product_options
 def sweep(db: str, mail: str, hasher: str, product: str | None, mail_from: str | None) -> None:
     """Apply due timers and expiries, and deliver queued mail, once. Flows that cannot be
-    stepped are set aside (one line on stderr each) and the exit status is 3."""
+    stepped are set aside (one line on stderr each); failed delivery attempts and mail that
+    failed for good are counted in the summary and logged on stderr. Either makes the exit
+    status 3."""
     with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         report = engine.sweep_pass()
         mails = engine.deliver()
+        failed = Failures.of(engine)
     aside = len(report.set_aside)
     click.echo(f"Applied due timers to {report.changed} flow(s); delivered {mails} mail(s)"
-               + (f"; set aside {aside} flow(s)." if aside else "."))
+               + failed.summary() + (f"; set aside {aside} flow(s)." if aside else "."))
     _report_set_aside(report)
-    if aside:
+    if aside or failed:
         click.get_current_context().exit(PARTIAL)

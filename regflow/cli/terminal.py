@@ -6,7 +6,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from regflow.cli.base import (
 from regflow.engine import Engine
 from regflow.frontends.terminal import TerminalFrontEnd
 from regflow.records import Customer
+from regflow.screens import Snapshot
 
 DEMO_CONTRACT: dict[str, Any] = {
     "customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
@@ -86,16 +87,17 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
              mail_from: str | None = None) -> TerminalFrontEnd:
     """The terminal front end on click's prompts and stdout."""
     resume = [_program(), "run", flow, "--resume", "{id}"]
-    for option, value, default in (
-            ("--lang", lang, "ja"), ("--db", db, DEFAULT_DB), ("--mail", mail, DEFAULT_MAIL),
-            ("--hasher", hasher, "argon2"),
-            # Given as options (not from the environment, which the resumed run reads again).
-            ("--product", product, os.environ.get("REGFLOW_PRODUCT") or None),
-            ("--mail-from", mail_from, os.environ.get("REGFLOW_MAIL_FROM") or None)):
-        if value is not None and value != default:
+    # Only what was given as an option, not what came from the environment (which the resumed
+    # run reads again, and which may hold a password in a database URL).
+    for option, value, default, env in (
+            ("--lang", lang, "ja", "REGFLOW_LANG"), ("--db", db, DEFAULT_DB, "REGFLOW_DB"),
+            ("--mail", mail, DEFAULT_MAIL, "REGFLOW_MAIL"), ("--hasher", hasher, "argon2", "REGFLOW_HASHER"),
+            ("--product", product, None, "REGFLOW_PRODUCT"),
+            ("--mail-from", mail_from, None, "REGFLOW_MAIL_FROM")):
+        if value is not None and value != default and value != (os.environ.get(env) or None):
             resume += [option, value]
     resume.append("--flow-token={token}")  # the flow's secret: resuming needs it (SPEC 4.1)
-    return TerminalFrontEnd(
+    return _CommandFrontEnd(
         engine, lang=lang, input_fn=_prompt(hidden=False), secret_fn=_prompt(hidden=True),
         output=sys.stdout, poll=poll,
         resume_command=" ".join(shlex.quote(part).replace("{", "{{").replace("}", "}}")
@@ -104,6 +106,15 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
     )
 
 
+class _CommandFrontEnd(TerminalFrontEnd):
+    """The terminal front end of ``regflow run``: a flow that cannot start is the command's
+    error (one line on stderr, exit 2), not a line among the screens."""
+
+    def run(self, flow: str, context: Mapping[str, Any]) -> Snapshot | None:
+        mark = self._mail_mark()
+        snapshot = self.engine.start(flow, context, lang=self.lang)  # errors end the command
+        self._report_mail(mark)
+        return self.drive(snapshot)
 
 
 @main.command()
@@ -113,7 +124,8 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
 @click.option("--flow-token", metavar="TOKEN", envvar="REGFLOW_FLOW_TOKEN",
               help="The flow token printed when the flow was stopped: needed with --resume "
                    "(env REGFLOW_FLOW_TOKEN).")
-@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
+              envvar="REGFLOW_LANG", help="Language of the screens and messages.")
 @click.option("--poll", type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="While a screen waits on a timer, check every SECONDS instead of asking.")
 @engine_options
@@ -123,7 +135,8 @@ def run(flow: str, account: str | None, flow_id: str | None, flow_token: str | N
         mail_from: str | None) -> None:
     """Run FLOW in the terminal: the same screens as prompts."""
     if account is not None and flow_id is not None:
-        raise click.UsageError("give --account ID to start a flow, or --resume FLOW_ID, not both")
+        raise CommandFailed("usage", "give --account ID to start a flow, or --resume FLOW_ID, not both",
+                            kind="account_and_resume")
     with open_engine(db, mail, hasher, product=product, mail_from=mail_from) as engine:
         front = terminal(engine, flow, lang=lang, db=db, mail=mail, hasher=hasher, poll=poll,
                          product=product, mail_from=mail_from)

@@ -1,4 +1,4 @@
-"""Guards and actions of the administration flows (SPEC 2.4). The engine has already checked
+"""Guards and actions of the administration flows. The engine has already checked
 the session: the actor is the customer's admin (or, for ``set_two_factor``, any signed-in
 login) and the ``target`` login belongs to the same customer. Every step is journaled with
 the actor's login id."""

@@ -1,5 +1,10 @@
 """What the built-in flows share: the seat check, and validators (each returns the normalised
-value or raises Invalid)."""
+value or raises Invalid).
+
+The validators follow the flow's rules as data: the rule settings (``customer_id_pattern``,
+``phone_country``, ``password_blocklist``; a flow without one gets the seed's value) and the
+password field's ``constraints`` (``min_length``, ``max_length``, ``classes``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from regflow.context import FlowContext
 from regflow.exceptions import InvalidContext
 from regflow.registry import Registry
 from regflow.validation import (
+    RULE_SETTINGS,
     Invalid,
     check_password,
     normalize_code,
@@ -19,14 +25,31 @@ from regflow.validation import (
 )
 
 common = Registry()
+PASSWORD_DEFAULTS = {"min_length": 8, "max_length": 256, "classes": 3}  # the seed's policy
+
+
+def rule(ctx: FlowContext, key: str) -> str:
+    """A rule setting of the flow (``RULE_SETTINGS``), the seed's value when it declares none."""
+    return str(ctx.definition.settings.get(key, RULE_SETTINGS[key]))
+
+
+def password_limits(ctx: FlowContext) -> dict[str, int]:
+    """The numbers of the password policy: the constraints of the flow's field checked by
+    ``password_policy`` (the same the screen's hint shows), the seed's where it sets none."""
+    for field in ctx.definition.fields.values():
+        if "password_policy" in field.validate:
+            return {k: int(field.constraints.get(k, v)) for k, v in PASSWORD_DEFAULTS.items()}
+    return dict(PASSWORD_DEFAULTS)
 
 
 @common.action
 def require_known_account(ctx: FlowContext) -> None:
     """The seat in use must belong to a contract (registration and sign-in start from it)."""
-    if ctx.services.contracts.of_account(str(ctx.data["account"])) is None:
+    customer = ctx.services.contracts.of_account(str(ctx.data["account"]))
+    if customer is None:
         raise InvalidContext(f"unknown account {ctx.data['account']!r}", key="account",
                              message_id="account_unknown")
+    ctx.data["_customer"] = customer.customer_id  # reports by customer (regflow.reporting)
 
 
 def _address_shown(ctx: FlowContext) -> dict[str, str]:
@@ -61,14 +84,14 @@ def code_digits(ctx: FlowContext, value: Any) -> str:
 
 @common.validator
 def customer_number(ctx: FlowContext, value: Any) -> str:
-    """Six digits starting 28."""
-    return normalize_customer_id(value)
+    """A customer number matching the setting ``customer_id_pattern`` (six digits starting 28)."""
+    return normalize_customer_id(value, rule(ctx, "customer_id_pattern"))
 
 
 @common.validator
 def phone_number(ctx: FlowContext, value: Any) -> str:
-    """A phone number, digits only."""
-    return normalize_tel(value)
+    """A phone number: its digits, or its E.164 form when the setting ``phone_country`` is set."""
+    return normalize_tel(value, rule(ctx, "phone_country"))
 
 
 @common.validator
@@ -79,15 +102,20 @@ def display_name(ctx: FlowContext, value: Any) -> str:
 
 @common.validator
 def password_policy(ctx: FlowContext, value: Any) -> str:
-    """SPEC 2.1.4: length, classes, blocklist, no e-mail local part or customer number."""
-    # The customer number typed on this screen (registration), else the login's (reset).
-    customer_id = ctx.raw.get("customer_id", ctx.data.get("_customer_id"))
-    try:
-        customer_id = normalize_customer_id(customer_id) if isinstance(customer_id, str) else None
-    except Invalid:
-        customer_id = None
+    """Length, classes, blocklist, no e-mail local part or customer number (``password_limits``,
+    the setting ``password_blocklist``)."""
+    # The customer number typed on this screen (registration; when it is one), else the login's
+    # (reset: a stored number, whatever pattern it was registered under).
+    typed, customer_id = ctx.raw.get("customer_id"), ctx.data.get("_customer_id")
+    if isinstance(typed, str):
+        try:
+            customer_id = normalize_customer_id(typed, rule(ctx, "customer_id_pattern"))
+        except Invalid:
+            customer_id = None
+    customer_id = customer_id if isinstance(customer_id, str) else None
     email = ctx.data.get("email")
-    check_password(value, email=email if isinstance(email, str) else None, customer_id=customer_id)
+    check_password(value, email=email if isinstance(email, str) else None, customer_id=customer_id,
+                   blocked=rule(ctx, "password_blocklist"), **password_limits(ctx))
     return str(value)
 
 

@@ -1,4 +1,4 @@
-"""Guards and actions of the password reset (SPEC 2.3)."""
+"""Guards and actions of the password reset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Guards and actions of sign-in (SPEC 2.1 steps 1, 6, 7 and 2.2) and the hand-overs."""
+"""Guards and actions of sign-in and the hand-overs."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Approved paths: the observable outcome of every step of a flow's paths, written once by
 ``regflow paths FLOW --approve``, reviewed like code, and from then on the oracle that
-``regflow paths FLOW --check`` (and ``regflow mutate``) replays against (SPEC 3).
+``regflow paths FLOW --check`` (and ``regflow mutate``) replays against.
 
 What a step's outcome holds is what a person or another system can see, in concrete numbers:
 the flow's state and status, the screen's message ids with their fields and parameters, its

@@ -1,4 +1,4 @@
-"""SPEC 1's invariants I1–I5, checked over what a store holds (any store, any engine).
+"""The invariants I1–I5, checked over what a store holds (any store, any engine).
 
 - **I1** one login per normalised e-mail: every login's key is NFKC + casefold of its address,
   no two share one, and looking the key up finds that login;

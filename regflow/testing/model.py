@@ -1,4 +1,4 @@
-"""Paths and coverage: what ``regflow paths`` prints (SPEC 4.3) and what the runner replays.
+"""Paths and coverage: what ``regflow paths`` prints and what the runner replays.
 
 A definition has three kinds of coverage items, each with a stable id:
 
@@ -245,7 +245,7 @@ class Path:
     scenario: Scenario = attrs.field(eq=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form of SPEC 4.3 (with the start context and each step's expectation)."""
+        """The JSON form (with the start context and each step's expectation)."""
         return {"id": self.id, "context": dict(self.context),
                 "steps": [s.to_dict() for s in self.steps], "covers": list(self.covers)}
 
@@ -330,7 +330,7 @@ class PathSet:
         return len(self.paths)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of ``regflow paths`` (SPEC 4.3), with the uncovered items and the scenario."""
+        """The JSON of ``regflow paths``, with the uncovered items and the scenario."""
         declared = self.coverage.unreachable
         return {
             "flow": self.flow, "version": self.version,

@@ -1,4 +1,4 @@
-"""Mutation testing of a flow against its approved paths (``regflow mutate``, SPEC 3).
+"""Mutation testing of a flow against its approved paths (``regflow mutate``).
 
 A *mutant* is the flow with one small change: in its definition (a guard dropped or negated,
 two adjacent branches swapped, a transition retargeted, an action or a message dropped, a

@@ -1,6 +1,6 @@
 """The path generator: explores a flow on a private memory engine and keeps the paths that
 together cover every transition, every guard outcome of every branch and every timer at its
-deadline −1 s, exactly, and +1 s (SPEC 3, 4.3; the items are described in
+deadline −1 s, exactly, and +1 s (the items are described in
 ``regflow.testing.model``).
 
 The search runs the real engine (the definition's own guards and actions) and *observes*:

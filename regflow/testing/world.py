@@ -16,7 +16,7 @@ import attrs
 from regflow import limits, sessions
 from regflow.clock import ManualClock
 from regflow.context import new_id
-from regflow.contracts import check_contract
+from regflow.contracts import ContractRules, check_contract
 from regflow.engine import Engine
 from regflow.ports import Transaction
 from regflow.records import LimitHit, Login, Session
@@ -139,7 +139,8 @@ def make_admin(engine: Engine, tx: Transaction, now: datetime, args: Args) -> No
 def add_contract(engine: Engine, tx: Transaction, now: datetime, args: Args) -> None:
     """A customer with its phone, license count and accounts (seats)."""
     customer, problems = check_contract(str(args["customer_id"]), str(args["phone"]),
-                                        args["licenses"], [str(a) for a in args["accounts"]])
+                                        args["licenses"], [str(a) for a in args["accounts"]],
+                                        ContractRules.of_library(engine.flows))
     if problems:
         raise ValueError(f"contract {args['customer_id']}: {'; '.join(problems)}")
     tx.contracts.put_customer(customer)

@@ -59,6 +59,7 @@ def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
     from regflow.web.client import client
     from regflow.web.manual import manual
     from regflow.web.pages import pages
+    from regflow.web.traffic import traffic
 
     app = Flask("regflow.web", template_folder="../templates/web", static_folder=None)
     app.config.update(
@@ -85,6 +86,7 @@ def create_app(engine: Engine, *, secret_key: str | bytes | None = None,
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(manual)
+    app.register_blueprint(traffic)
     app.register_blueprint(client)
     app.after_request(_security_headers)
     return app

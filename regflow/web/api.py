@@ -1,4 +1,4 @@
-"""The JSON API of SPEC 4.1: HTTP in, one engine call, a snapshot or an error out.
+"""The JSON API: HTTP in, one engine call, a snapshot or an error out.
 
 The views hold no flow logic; they check that a request is the JSON asked for (or answer 400),
 call the engine and translate its answer and its errors into status codes:

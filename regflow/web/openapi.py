@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the JSON API (SPEC 4.1), built from the engine's definitions.
+"""The OpenAPI 3.1 document of the JSON API, built from the engine's definitions.
 
 Flow names, their events, contexts, states and fields come from the loaded definitions, so the
 document describes the flows an engine really runs, the user's own included. The parts that do
@@ -191,7 +191,7 @@ def openapi_document(library: FlowLibrary, *, title: str = "regflow JSON API",
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": (
-            "Account registration and administration flows (SPEC 4.1). Every answer that is not "
+            "Account registration and administration flows. Every answer that is not "
             "an error is a snapshot: the flow's state and the screen to show. Texts are Japanese "
             "unless `Accept-Language` or `?lang=` asks for English.")},
         "paths": _operations(flows),

@@ -1,4 +1,4 @@
-"""The HTML front end (SPEC 4.2): server-rendered pages from the neutral screen model.
+"""The HTML front end: server-rendered pages from the neutral screen model.
 
 Views know snapshots, never flows or states (the admin page excepted, which starts admin flows
 by name). Every form carries a CSRF token kept in the Flask session and a signed ``form`` token
@@ -8,7 +8,7 @@ submit or a browser retry of one rendered form acts once. Answers follow Post/Re
 The Flask session keeps only: ``csrf``, ``lang`` (after ``?lang=``), ``seat`` (the account the
 page was launched for, for "start again") and ``admin_flows`` (recent flows started from
 アカウント管理, whose end leads back there). The sign-in session lives in its own cookie; so
-does each flow's token (SPEC 4.1: a flow id is not a secret, its token is): ``regflow_flow``,
+does each flow's token (a flow id is not a secret, its token is): ``regflow_flow``,
 HttpOnly, SameSite=Lax, its Path the flow's page, so that a browser sends each flow only its
 own. A page started in one browser is "not found" in any other. The CSRF token is replaced
 whenever a sign-in session begins or ends.

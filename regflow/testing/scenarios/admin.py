@@ -1,4 +1,4 @@
-"""The world of the administration flows (SPEC 2.4): customer 281234 with its admin taro (whose
+"""The world of the administration flows: customer 281234 with its admin taro (whose
 session acts), hana (ready, linked) and jiro (still being set up)."""
 
 from typing import Any

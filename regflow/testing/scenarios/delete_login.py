@@ -1,4 +1,4 @@
-"""Delete a login (SPEC 2.4)."""
+"""Delete a login."""
 
 from regflow.testing.scenarios.admin import targeted
 

@@ -1,4 +1,4 @@
-"""Password reset (SPEC 2.3): taro forgets the password; an unknown address gets a decoy."""
+"""Password reset: taro forgets the password; an unknown address gets a decoy."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Registration (SPEC 2.1 steps 2–5): a customer with one login already (taro, its admin), a
+"""Registration: a customer with one login already (taro, its admin), a
 new address to register, and the contract the details must match."""
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""The customer's two-factor policy (SPEC 2.4), set by its admin."""
+"""The customer's two-factor policy, set by its admin."""
 
 from regflow.testing.scenarios.admin import DEMOTED, policy
 

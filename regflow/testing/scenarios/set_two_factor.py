@@ -1,4 +1,4 @@
-"""One's own second factor (SPEC 4.1a), set by hana, a member."""
+"""One's own second factor, set by hana, a member."""
 
 from regflow.testing.scenarios.admin import policy
 

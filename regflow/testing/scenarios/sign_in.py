@@ -1,4 +1,4 @@
-"""Sign-in (SPEC 2.1 steps 1, 6, 7 and 2.2), half an hour before the enforcement date, on seat
+"""Sign-in, half an hour before the enforcement date, on seat
 abcd8-01: logins of every kind — ready or not, linked elsewhere, with a second factor, of
 another customer."""
 

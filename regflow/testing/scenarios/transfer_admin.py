@@ -1,4 +1,4 @@
-"""Transfer the admin role (SPEC 2.4); jiro is not ready yet."""
+"""Transfer the admin role; jiro is not ready yet."""
 
 from regflow.testing.scenarios.admin import targeted
 

@@ -1,4 +1,4 @@
-"""Unlink a login (SPEC 2.4)."""
+"""Unlink a login."""
 
 from regflow.testing.scenarios.admin import targeted
 

@@ -1,4 +1,4 @@
-"""Unlock a login's sign-in (SPEC 2.2, 2.4); the admin may unlock its own login too."""
+"""Unlock a login's sign-in; the admin may unlock its own login too."""
 
 from regflow.testing.scenarios.admin import targeted
 

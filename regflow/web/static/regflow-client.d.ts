@@ -1,4 +1,4 @@
-// Type declarations of regflow-client.js: the JSON API's snapshot (SPEC 4.1), the client and
+// Type declarations of regflow-client.js: the JSON API's snapshot, the client and
 // the <regflow-flow> element.
 
 export interface Field {

@@ -1,4 +1,4 @@
-"""The guards and actions of the invitation flow (docs/examples/invitation.yaml)."""
+"""The guards and actions of the invitation flow (invitation.yaml, next to this file)."""
 
 from __future__ import annotations
 
