@@ -1,9 +1,11 @@
 """``python -m benchmarks`` (``make bench``): run every benchmark, print the table, write
 ``benchmarks/results.json``.
 
-    python -m benchmarks                 # the full run (a few minutes)
+    python -m benchmarks                 # the full run (a few minutes; rewrites docs/benchmarks.md)
     python -m benchmarks --quick         # short loops, 10k instead of 100k flows: a smoke test
     python -m benchmarks --only dispatch_memory,import_ms --out /tmp/r.json
+    python -m benchmarks --only http --merge   # redo one row in benchmarks/results.json
+    python -m benchmarks.docs_page             # then docs/benchmarks.md from it
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from typing import Any
 import attrs
 
 from benchmarks import fixtures
+from benchmarks.bounds import bounds
 from benchmarks.contention import contention
-from benchmarks.dispatch import dispatch_memory, dispatch_sqlite
+from benchmarks.dispatch import dispatch_memory, step_postgresql, step_sqlite
+from benchmarks.docs_page import PAGE, page
 from benchmarks.growth import growth
 from benchmarks.harness import machine
+from benchmarks.http_bench import http, scaling
 from benchmarks.mutation import mutation
 from benchmarks.oracle import oracle_gap
-from benchmarks.registration import registration, scaling
+from benchmarks.registration import registration
 from benchmarks.report import table
 from benchmarks.startup import import_ms
 
@@ -36,12 +41,15 @@ HERE = Path(__file__).parent
 BENCHMARKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "import_ms": import_ms,
     "dispatch_memory": dispatch_memory,
-    "dispatch_sqlite": dispatch_sqlite,
+    "step_sqlite": step_sqlite,
+    "step_postgresql": step_postgresql,
+    "bounds": bounds,
     "growth": growth,
     "registration": registration,
     "oracle_gap": oracle_gap,
     "mutation": mutation,
     "contention": contention,
+    "http": http,
     "scaling": scaling,
 }
 
@@ -53,9 +61,11 @@ class Config:
     growth_big: int = 100_000
     import_runs: int = 11
     mutation_sample: int = 1  # judge every n-th mutant of each flow
+    scaling_processes: tuple[int, ...] = (1, 2, 4)  # regflow serve processes per scaling run
 
 
-QUICK = Config(rounds=3, seconds=0.2, growth_big=10_000, import_runs=3, mutation_sample=5)
+QUICK = Config(rounds=3, seconds=0.2, growth_big=10_000, import_runs=3, mutation_sample=5,
+               scaling_processes=(1, 2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the JSON (default benchmarks/results.json; "
                              "with --quick, a file in the temporary folder)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: keep the other rows of the output file")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else Config()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(BENCHMARKS)
@@ -76,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                        else HERE / "results.json")
 
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": machine(fixtures.postgres_version()),
-        "config": attrs.asdict(cfg) | {"quick": args.quick},
-    }
+    results: dict[str, Any] = {}
+    if args.only and args.merge and out.exists():  # the other rows stay as an earlier run left them
+        results = json.loads(out.read_text(encoding="utf-8"))
+    results |= {"machine": machine(fixtures.postgres_version()),
+                "config": attrs.asdict(cfg) | {"quick": args.quick}}
     failed = []
     for name in BENCHMARKS:
         if name not in chosen:
@@ -99,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[name] = found
         print(f"  {name}: {time.perf_counter() - begun:.1f} s", file=sys.stderr, flush=True)
-    results["duration_s"] = round(time.perf_counter() - started, 1)
+    if not (args.only and args.merge):
+        results["duration_s"] = round(time.perf_counter() - started, 1)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table(results))
-    print(f"\n{results['duration_s']} s; written to {out}")
+    print(f"\n{time.perf_counter() - started:.1f} s; written to {out}")
+    if not args.quick and not args.only and args.out is None:  # the full run: the page too
+        PAGE.write_text(page(results), encoding="utf-8")
+        print(f"{PAGE} rewritten from it")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

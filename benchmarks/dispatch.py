@@ -5,18 +5,18 @@ machine driven by raw ``transitions`` the way regflow drives it (one shared ``Ma
 no model, a tiny per-call model triggered through ``machine.events[...]``), and against
 python-statemachine (one long-lived machine instance, its own idiom) for reference.
 
-``dispatch_sqlite``: the same flow on a SQLite file, against the floor any durable engine on
-peewee pays per event: load the row, a version-checked update and a journal insert in one
-``BEGIN IMMEDIATE`` transaction (WAL, synchronous=NORMAL), with no secondary index.
+``step_sqlite`` and ``step_postgresql``: the same flow on a SQLite file and on PostgreSQL,
+against the raw-SQL floor of ``benchmarks.floors``: the very statements regflow sent for one
+such step (traced at the start of the run), replayed through ``sqlite3`` / psycopg with
+prepared statements, in one transaction, on regflow's own schema; ``pgbench`` beside.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
-from benchmarks import fixtures
+from benchmarks import fixtures, floors
 from benchmarks.harness import Rates, interleaved, median, paired_ratio
 
 
@@ -105,70 +105,77 @@ def _details(measured: Rates, anchor: str) -> dict[str, Any]:
     }
 
 
-def sqlite_floor(path: Path) -> Any:
-    """The peewee floor on its own SQLite file; returns a one-event callable."""
-    import peewee as pw
-
-    db = pw.SqliteDatabase(str(path), pragmas=(
-        ("busy_timeout", 10000), ("journal_mode", "wal"), ("synchronous", "normal")))
-
-    class Flow(pw.Model):
-        id = pw.TextField(primary_key=True)
-        state = pw.TextField()
-        data = pw.TextField()
-        rev = pw.IntegerField()
-
-        class Meta:
-            database = db
-            table_name = "flows"
-
-    class Journal(pw.Model):
-        flow_id = pw.TextField()
-        from_state = pw.TextField()
-        to_state = pw.TextField()
-        event = pw.TextField()
-        at = pw.BigIntegerField()
-
-        class Meta:
-            database = db
-            table_name = "journal"
-
-    db.create_tables([Flow, Journal])
-    Flow.insert(id="floor", state="a", data='{"_lang":"ja","_messages":[]}', rev=0).execute()
-    clock = fixtures.utcnow
-
-    def step() -> None:
-        with db.atomic("IMMEDIATE"):
-            row = Flow.get_by_id("floor")
-            target = "b" if row.state == "a" else "a"
-            saved = (Flow.update(state=target, rev=Flow.rev + 1)
-                     .where((Flow.id == "floor") & (Flow.rev == row.rev)).execute())
-            if saved != 1:
-                raise AssertionError("version check failed")
-            Journal.insert(flow_id="floor", from_state=row.state, to_state=target,
-                           event="submit", at=int(clock().timestamp() * 1e6)).execute()
-
-    return step
+WARM_SENDS = 5  # before the trace: the flow's rev must not look like another small number
 
 
-def dispatch_sqlite(cfg: Any) -> dict[str, Any]:
-    with fixtures.scratch_dir() as folder:
-        engine = fixtures.bench_engine(fixtures.sqlite_url(folder, "regflow.db"))
-        flow = engine.start("bench")  # its id and flow token: each send checks the token
-        contenders = {
-            "regflow": lambda: engine.send(flow, "submit"),
-            "floor": sqlite_floor(folder / "floor.db"),
-        }
-        measured = interleaved(contenders, rounds=cfg.rounds, seconds=cfg.seconds * 1.5,
-                               batch=5)
-        engine.store.close()
+def _step_result(measured: Rates, recorded: floors.Recorded, target: float) -> dict[str, Any]:
     rates = measured.wall
     result: dict[str, Any] = {
         "regflow_eps": round(median(rates["regflow"])),
         "floor_eps": round(median(rates["floor"])),
         "ratio": round(paired_ratio(rates["regflow"], rates["floor"]), 3),
         **_details(measured, "floor"),
-        "target": ">= 0.75",
+        "statements": recorded.summary(),
+        "target": f">= {target}",
     }
-    result["met"] = result["ratio"] >= 0.75
+    result["met"] = result["ratio"] >= target
+    return result
+
+
+def step_sqlite(cfg: Any) -> dict[str, Any]:
+    with fixtures.scratch_dir() as folder:
+        engine = fixtures.bench_engine(fixtures.sqlite_url(folder, "regflow.db"))
+        try:
+            flow = engine.start("bench")  # its id and flow token: each send checks the token
+            for _ in range(WARM_SENDS):
+                engine.send(flow, "submit")
+            recorded = floors.trace_sqlite(engine, flow)
+            other = engine.start("bench")  # the floor's own flow, in regflow's own tables
+            for _ in range(WARM_SENDS):
+                engine.send(other, "submit")
+            state, rev = floors.sqlite_state(engine, other.id)
+            floor, close = floors.sqlite_floor(str(folder / "regflow.db"), recorded, other.id,
+                                               state, rev, floors.sqlite_pragmas(engine))
+            try:
+                measured = interleaved({"regflow": lambda: engine.send(flow, "submit"),
+                                        "floor": floor},
+                                       rounds=cfg.rounds, seconds=cfg.seconds * 1.5, batch=5)
+            finally:
+                close()
+        finally:
+            engine.store.close()
+    return _step_result(measured, recorded, 0.5)
+
+
+def step_postgresql(cfg: Any) -> dict[str, Any]:
+    reason = fixtures.postgres_unavailable()
+    if reason is not None:
+        return {"skipped": reason}
+    with fixtures.postgres_schema("step") as url:
+        schema = fixtures.schema_of(url)
+        engine = fixtures.bench_engine(url)
+        try:
+            flow = engine.start("bench")
+            for _ in range(WARM_SENDS):
+                engine.send(flow, "submit")
+            recorded = floors.trace_postgres(engine, flow, fixtures.POSTGRES_SERVER, schema)
+            other = engine.start("bench")
+            for _ in range(WARM_SENDS):
+                engine.send(other, "submit")
+            floor, close = floors.postgres_floor(fixtures.POSTGRES_SERVER, schema, recorded,
+                                                 other.id)
+            try:
+                measured = interleaved({"regflow": lambda: engine.send(flow, "submit"),
+                                        "floor": floor},
+                                       rounds=cfg.rounds, seconds=cfg.seconds * 1.5, batch=5)
+            finally:
+                close()
+        finally:
+            engine.store.close()
+    result = _step_result(measured, recorded, 0.5)
+    with fixtures.postgres_schema("pgbench") as url:
+        schema = fixtures.schema_of(url)
+        with fixtures.postgres_connection() as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        result["pgbench"] = floors.pgbench(fixtures.POSTGRES_SERVER, schema, cfg.seconds * 5)
     return result

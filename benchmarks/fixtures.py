@@ -155,6 +155,22 @@ def postgres_schema(tag: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@contextmanager
+def postgres_connection() -> Iterator[Any]:
+    """An autocommit connection to the benchmark's PostgreSQL server."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=3) as conn:
+        yield conn
+
+
+def schema_of(url: str) -> str:
+    """The ``schema`` of a store URL made by ``postgres_schema``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(url).query)["schema"][0]
+
+
 # ---- registrations -----------------------------------------------------------------------------
 
 PASSWORD = "Kx7#mPq2wZ"

@@ -18,6 +18,8 @@ from regflow.machines import BUILTIN_FLOWS
 from regflow.testing import approval, builtin_scenario
 from regflow.testing import mutation as mutants
 from regflow.testing.engines import FlowSource
+from regflow.testing.mutants import STATUSES, declared_equivalents
+from regflow.testing.mutants import mutants as mutants_of
 
 AIM_S = 60.0
 
@@ -29,9 +31,9 @@ def mutation_run(flow: str, sample: int = 1, jobs: int | None = None) -> mutants
     only: list[str] = []
     if sample > 1:
         _, definition = mutants.base_source(source)
-        only = [m.id for m in mutants.mutants(definition)][::sample]
+        only = [m.id for m in mutants_of(definition)][::sample]
     return mutants.mutate(source, scenario, document, jobs=jobs, only=only,
-                          equivalent=mutants.declared_equivalents(scenario), approved=f"{flow}.json")
+                          equivalent=declared_equivalents(scenario), approved=f"{flow}.json")
 
 
 def mutation(cfg: Any) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def mutation(cfg: Any) -> dict[str, Any]:
         flows[flow] = {
             "mutants": len(report.outcomes), "seconds": round(report.seconds, 2),
             "mutants_per_s": round(report.per_second, 1), "score": round(report.score, 1),
-            **{status: report.count(status) for status in mutants.STATUSES},
+            **{status: report.count(status) for status in STATUSES},
             "survivors": [o.id for o in report.of("survived")],
         }
     seconds = time.perf_counter() - begun

@@ -60,14 +60,15 @@ def _seed_logins(engine: regflow.Engine, count: int) -> list[str]:
 
 def oracle_gap(cfg: Any) -> dict[str, Any]:
     samples = 30 if cfg.rounds < 9 else 120
-    from regflow.web import create_app
+    from regflow.web import create_app, wait_for_mail
 
     with fixtures.scratch_dir() as folder:
         engine = regflow.Engine.from_url(fixtures.sqlite_url(folder, "oracle.db"),
                                          mail=f"outbox:{folder / 'outbox'}", hasher="fast")
         known = _seed_logins(engine, samples)
         unknown = [f"nobody{n:04d}@example.jp" for n in range(samples)]
-        server = create_server(create_app(engine), host="127.0.0.1", port=0, threads=4)
+        app = create_app(engine)
+        server = create_server(app, host="127.0.0.1", port=0, threads=4)
         port = server.socket.getsockname()[1]
         stop = threading.Event()
 
@@ -93,6 +94,7 @@ def oracle_gap(cfg: Any) -> dict[str, Any]:
                     times[kind].append((time.perf_counter() - begun) * 1000)
                     assert answer["state"] == "enter_code", answer
         finally:
+            wait_for_mail(app, timeout=10)  # mail goes out after the answer: not into a folder being removed
             stop.set()
             thread.join(timeout=5)
             server.close()

@@ -1,7 +1,7 @@
 """Profiles of the spots where regflow loses against its anchors (cProfile, stdlib only).
 
     python -m benchmarks.profile                    # every target
-    python -m benchmarks.profile dispatch_sqlite    # one
+    python -m benchmarks.profile step_sqlite        # one
 
 Each target writes ``benchmarks/profiles/<target>.txt``: the wall time per operation without
 the profiler, the SQL statements per operation (database targets), and the cProfile tables by
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks import fixtures
-from benchmarks.dispatch import raw_transitions, sqlite_floor
+from benchmarks import fixtures, floors
+from benchmarks.dispatch import WARM_SENDS, raw_transitions
 
 OUT = Path(__file__).parent / "profiles"
 
@@ -112,14 +112,23 @@ def dispatch_memory() -> None:
     _profile("dispatch_memory_transitions", raw_transitions(), 100_000, unit="event")
 
 
-def dispatch_sqlite() -> None:
+def step_sqlite() -> None:
+    """regflow's send on SQLite, and the raw-SQL floor replaying its traced statements."""
     with fixtures.scratch_dir() as folder:
         engine = fixtures.bench_engine(fixtures.sqlite_url(folder, "regflow.db"))
-        flow = engine.start("bench")
-        _profile("dispatch_sqlite", lambda: engine.send(flow, "submit"), 3_000, unit="send",
+        flow, other = engine.start("bench"), engine.start("bench")
+        for _ in range(WARM_SENDS):
+            engine.send(flow, "submit")
+            engine.send(other, "submit")
+        _profile("step_sqlite", lambda: engine.send(flow, "submit"), 3_000, unit="send",
                  sql=lambda: engine.send(flow, "submit"))
-        floor = sqlite_floor(folder / "floor.db")
-        _profile("dispatch_sqlite_floor", floor, 3_000, unit="transaction", sql=floor)
+        recorded = floors.trace_sqlite(engine, flow)
+        state, rev = floors.sqlite_state(engine, other.id)
+        floor, close = floors.sqlite_floor(str(folder / "regflow.db"), recorded, other.id, state,
+                                           rev, floors.sqlite_pragmas(engine))
+        _profile("step_sqlite_floor", floor, 3_000, unit="transaction",
+                 note="the statements: " + " | ".join(recorded.summary()))
+        close()
         engine.store.close()
 
 
@@ -194,7 +203,7 @@ def import_time() -> None:
 
 TARGETS: dict[str, Callable[[], None]] = {
     "dispatch_memory": dispatch_memory,
-    "dispatch_sqlite": dispatch_sqlite,
+    "step_sqlite": step_sqlite,
     "registration_sqlite": registration_sqlite,
     "registration_postgresql": registration_postgresql,
     "growth_memory": growth_memory,

@@ -1,4 +1,5 @@
-"""The results as a Markdown table (printed by ``make bench``, pasted into docs/benchmarks.md)."""
+"""The results as a Markdown table (printed by ``make bench``; ``benchmarks.docs_page`` puts it in
+docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -48,14 +49,22 @@ def table(results: dict[str, Any]) -> str:
                 anchor += f"; python-statemachine {_n(dm['python_statemachine_eps'])} ev/s"
             rows.append(("dispatch_memory", f"{_n(dm['regflow_eps'])} ev/s", anchor,
                          f"{dm['ratio']:.2f}", _r(dm.get("ratio_cpu")), "≥ 0.5", _met(dm)))
-    ds = results.get("dispatch_sqlite")
-    if ds is not None:
-        if (p := _problem(ds)) is not None:
-            rows.append(("dispatch_sqlite", p, "", "", "", ""))
-        else:
-            rows.append(("dispatch_sqlite", f"{_n(ds['regflow_eps'])} ev/s",
-                         f"peewee floor {_n(ds['floor_eps'])} tx/s", f"{ds['ratio']:.2f}",
-                         _r(ds.get("ratio_cpu")), "≥ 0.75", _met(ds)))
+    for key, store in (("step_sqlite", "SQLite"), ("step_postgresql", "PostgreSQL")):
+        st = results.get(key)
+        if st is None:
+            continue
+        if (p := _problem(st)) is not None:
+            rows.append((key, p, "", "", "", ""))
+            continue
+        rows.append((key, f"{_n(st['regflow_eps'])} ev/s",
+                     f"raw-SQL floor ({store}, regflow's {len(st['statements'])} statements, "
+                     f"prepared) {_n(st['floor_eps'])} tx/s", f"{st['ratio']:.2f}",
+                     _r(st.get("ratio_cpu")), "≥ 0.5", _met(st)))
+        pg = st.get("pgbench")
+        if isinstance(pg, dict) and "tps" in pg:
+            rows.append(("pgbench TPC-B, 1 client (anchor)", f"{_n(pg['tps'])} tx/s",
+                         f"scale {pg['scale']}, {pg['seconds']} s; latency {pg['latency_ms']} ms",
+                         "", "", "", ""))
     reg = results.get("registration")
     if reg is not None:
         if (p := _problem(reg)) is not None:
@@ -91,15 +100,37 @@ def table(results: dict[str, Any]) -> str:
                 rows.append((f"sweep ({store}) {s['due']} due",
                              f"{big}: {_n(s[f'ms_{big}'])} ms", f"1k: {_n(s['ms_1k'])} ms",
                              f"{s['ratio']:.2f}", "", "", ""))
+    ht = results.get("http")
+    if ht is not None:
+        if (p := _problem(ht)) is not None:
+            rows.append(("http (postgresql)", p, "", "", "", ""))
+        else:
+            check = "I1–I4 ok" if ht["invariants"]["ok"] else "I1–I4 FAILED"
+            for hasher in ("fast", "argon2"):
+                run = ht[hasher]
+                rows.append((f"http ({run['clients']} clients, serve, {hasher})",
+                             f"{_n(run['registrations_per_s'])} reg/s; p50/p95/p99 "
+                             f"{_n(run['p50_ms'])}/{_n(run['p95_ms'])}/{_n(run['p99_ms'])} ms",
+                             f"errors {run['errors']}; {run['registrations']} in {run['seconds']} s; "
+                             + check, "", "", "0 errors", "yes" if run["errors"] == 0 else "**no**"))
+            fl = ht["floor"]
+            against = "" if ht.get("floor_ratio") is None else f"{ht['floor_ratio']:.3f}"
+            rows.append(("http floor (constant JSON, same routes)",
+                         f"{_n(fl['requests_per_s'])} req/s; p50/p99 {_n(fl['p50_ms'])}/"
+                         f"{_n(fl['p99_ms'])} ms", f"regflow (fast) {_n(ht['fast']['requests_per_s'])} "
+                         "req/s", against, "", "", ""))
     sc = results.get("scaling")
     if sc is not None:
         if (p := _problem(sc)) is not None:
             rows.append(("scaling (postgresql)", p, "", "", "", ""))
         else:
             check = "I1–I4 ok" if sc["invariants"]["ok"] else "I1–I4 FAILED"
-            rows.append(("scaling (postgresql, fast)",
-                         f"4 procs {_n(sc['per_s_4'])} reg/s",
-                         f"1 proc {_n(sc['per_s_1'])}; 2 procs {_n(sc['per_s_2'])}; {check}"
+            most = max(int(k) for k in sc["processes"])
+            rows.append(("scaling (serve processes, fast)",
+                         f"{most} procs {_n(sc[f'per_s_{most}'])} reg/s",
+                         "; ".join(f"{k} proc{'s' if int(k) > 1 else ''} {_n(sc[f'per_s_{k}'])}"
+                                   for k in sc["processes"] if int(k) != most) + "; errors "
+                         f"{sc['errors']}; {check}"
                          + (f"; CPU ceiling {sc['ratio_ceiling']:.2f}×"
                             if sc.get("ratio_ceiling") else ""),
                          f"{sc['ratio']:.2f}", "", "≥ 1.6", _met(sc)))

@@ -13,6 +13,7 @@ from typing import Any
 
 from transitions import EventData, Machine
 
+from regflow.catalog import Catalog
 from regflow.context import FlowContext
 from regflow.definition import FlowDefinition, TransitionDef
 from regflow.registry import Registry
@@ -48,6 +49,27 @@ class CompiledFlow:
             model=None, states=list(definition.states), transitions=rows,
             initial=definition.initial, auto_transitions=False, send_event=True,
         )
+        self._catalogs: dict[str, Catalog] = {}
+        self.screen_texts: dict[tuple[str, str], Any] = {}  # (state, lang): regflow.presenter's
+        self._seconds: dict[str, int] = {}
+
+    def catalog(self, lang: str) -> Catalog:
+        """The texts of ``lang`` with the definition's own, made once per language asked for
+        (a catalog copies the packaged texts: too much to do on every answer)."""
+        found = self._catalogs.get(lang)
+        if found is None:
+            found = Catalog(lang, self.definition.texts)
+            if len(self._catalogs) < 64:  # the tags a client sends are not ours to keep them all
+                self._catalogs[lang] = found
+        return found
+
+    def seconds(self, duration: str) -> int:
+        """``definition.seconds(duration)``, parsed once per duration (a changed setting makes
+        a new definition, and so a new compiled flow)."""
+        found = self._seconds.get(duration)
+        if found is None:
+            found = self._seconds[duration] = self.definition.seconds(duration)
+        return found
 
     def _guard(self, name: str) -> Callable[[EventData], bool]:
         guard = self.registry.guards[name]

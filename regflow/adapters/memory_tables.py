@@ -8,8 +8,9 @@ transaction already holds the store's lock.
 from __future__ import annotations
 
 import copy
+import marshal
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,9 +32,26 @@ if TYPE_CHECKING:
     from regflow.adapters.memory import MemoryStore
 
 
-def _flow_copy(flow: FlowRecord) -> FlowRecord:
-    """A copy sharing nothing mutable with ``flow``."""
-    return attrs.evolve(flow, data=copy.deepcopy(flow.data), timers=list(flow.timers))
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON values (dicts, lists, text, numbers), through ``marshal`` (several
+    times quicker than ``copy.deepcopy`` on them); anything else through ``copy.deepcopy``."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:  # a value marshal does not take (a dict subclass, an object)
+        return copy.deepcopy(value)
+
+
+_FLOW_FIELDS = tuple(field.name for field in attrs.fields(FlowRecord))
+
+
+def _flow_copy(flow: FlowRecord, rev: int | None = None) -> FlowRecord:
+    """A copy sharing nothing mutable with ``flow`` (with ``rev`` instead of its own, if given);
+    made without ``attrs.evolve``, which cost more than the rest of a memory step's save."""
+    values = {name: getattr(flow, name) for name in _FLOW_FIELDS}
+    values["data"], values["timers"] = _json_copy(flow.data), list(flow.timers)
+    if rev is not None:
+        values["rev"] = rev
+    return FlowRecord(**values)
 
 
 def _answer_copy(record: IdempotencyRecord) -> IdempotencyRecord:
@@ -70,7 +88,7 @@ class Flows(_Base):
         stored = s._flows.get(flow.id)
         if stored is None or stored.rev != expected_rev:
             return False
-        s._put(s._flows, flow.id, attrs.evolve(_flow_copy(flow), rev=expected_rev + 1))
+        s._put(s._flows, flow.id, _flow_copy(flow, expected_rev + 1))
         s._set_due(flow.id, flow.next_due_at)
         flow.rev = expected_rev + 1
         return True

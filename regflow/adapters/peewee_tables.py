@@ -10,17 +10,22 @@ a ConstraintViolation (PostgreSQL aborts the whole transaction on a failed state
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import attrs
 import peewee as pw
 
 from regflow.adapters.peewee_models import (
+    InstantField,
+    JsonField,
     Tables,
     flow_values,
     from_micros,
     record_of,
+    to_micros,
     translated,
     values_of,
 )
@@ -48,8 +53,11 @@ def _guarded(method: Callable[Concatenate[_T, _P], _R]) -> Callable[Concatenate[
     def run(self: _T, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not self._db.in_transaction():
             raise StoreError("store tables are usable only inside store.transaction()")
-        with translated():
+        try:  # cheaper than entering ``translated()`` on every call of a step's hot path
             return method(self, *args, **kwargs)
+        except pw.PeeweeException:
+            with translated():
+                raise
 
     return run
 
@@ -71,10 +79,29 @@ class _Table:
         return (self._locked(query) if lock else query).first()
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # as JsonField writes
+_RECORD_FIELDS = frozenset(field.name for field in attrs.fields(FlowRecord))
+
+
+def _converter(field: Any, *, reading: bool) -> Callable[[Any], Any] | None:
+    """What turns a column's value into the row's (``reading``) or back, written out for the
+    field types of the hot path (peewee's ``db_value``/``python_value`` cost a call each more);
+    None where the driver's value is the value."""
+    if isinstance(field, InstantField):
+        return (lambda v: from_micros(int(v))) if reading else to_micros
+    if isinstance(field, JsonField):
+        return json.loads if reading else _JSON
+    if type(field) in (pw.TextField, pw.IntegerField):
+        return None
+    convert: Callable[[Any], Any] = field.python_value if reading else field.db_value
+    return convert
+
+
 class _FlowStatements:
     """The three statements of every step — load, versioned update, journal insert — written
-    once per store from the models' columns. Building them through peewee's query builder on
-    each call cost more than SQLite spent running them (see docs/benchmarks.md)."""
+    once per store from the models' columns, with the conversion of each column. Building them
+    through peewee's query builder, or converting through its fields, on each call cost more
+    than SQLite spent running them (see docs/benchmarks.md)."""
 
     def __init__(self, db: pw.Database, tables: Tables, *, row_locks: bool) -> None:
         param = db.param
@@ -83,20 +110,23 @@ class _FlowStatements:
             return f'"{name}"'
 
         flows, journal = tables.flows, tables.journal
-        self.flow_fields = list(flows._meta.sorted_fields)  # id first, rev last (declared order)
-        self.columns = [f.column_name for f in self.flow_fields]
-        names = ", ".join(quote(c) for c in self.columns)
-        self.load = (f"SELECT {names} FROM {quote(flows._meta.table_name)} "
+        # Read: the record's own columns (next_due_at and other derived columns are written only).
+        read = [f for f in flows._meta.sorted_fields if f.name in _RECORD_FIELDS]
+        self.readers = [(f.name, _converter(f, reading=True)) for f in read]
+        self.load = (f"SELECT {', '.join(quote(f.column_name) for f in read)} "
+                     f"FROM {quote(flows._meta.table_name)} "
                      f"WHERE {quote('id')} = {param}" + (" FOR UPDATE" if row_locks else ""))
-        self.changed = [f for f in self.flow_fields if f.name != "id"]
-        assignments = ", ".join(f"{quote(f.column_name)} = {param}" for f in self.changed)
+        changed = [f for f in flows._meta.sorted_fields if f.name != "id"]  # rev last
+        self.writers = [(f.name, _converter(f, reading=False)) for f in changed]
+        assignments = ", ".join(f"{quote(f.column_name)} = {param}" for f in changed)
         self.update = (f"UPDATE {quote(flows._meta.table_name)} SET {assignments} "
                        f"WHERE {quote('id')} = {param} AND {quote('rev')} = {param}")
-        self.journal_fields = [f for f in journal._meta.sorted_fields if f.name != "id"]
+        entries = [f for f in journal._meta.sorted_fields if f.name != "id"]
+        self.journal_writers = [(f.name, _converter(f, reading=False)) for f in entries]
         self.journal = (
             f"INSERT INTO {quote(journal._meta.table_name)} "
-            f"({', '.join(quote(f.column_name) for f in self.journal_fields)}) "
-            f"VALUES ({', '.join(param for _ in self.journal_fields)})")
+            f"({', '.join(quote(f.column_name) for f in entries)}) "
+            f"VALUES ({', '.join(param for _ in entries)})")
 
 
 class Flows(_Table):
@@ -113,10 +143,11 @@ class Flows(_Table):
         row = self._run(self._sql.load, (flow_id,)).fetchone()
         if row is None:
             return None
-        values = {f.name: f.python_value(v) for f, v in zip(self._sql.flow_fields, row, strict=True)}
-        values.pop("next_due_at")
-        timers = [(str(event), from_micros(int(micros))) for event, micros in values.pop("timers")]
-        return FlowRecord(timers=timers, **values)
+        values = {name: value if read is None or value is None else read(value)
+                  for (name, read), value in zip(self._sql.readers, row, strict=True)}
+        values["timers"] = [(str(event), from_micros(int(micros)))
+                            for event, micros in values["timers"]]
+        return FlowRecord(**values)
 
     @_guarded
     def insert(self, flow: FlowRecord) -> None:
@@ -125,18 +156,21 @@ class Flows(_Table):
 
     @_guarded
     def update(self, flow: FlowRecord, expected_rev: int) -> bool:
-        values = {**flow_values(flow), "rev": expected_rev + 1}
-        params = tuple(f.db_value(values[f.name]) for f in self._sql.changed)
-        if self._run(self._sql.update, (*params, flow.id, expected_rev)).rowcount != 1:
+        values = flow_values(flow)
+        values["rev"] = expected_rev + 1
+        params = [value if write is None or value is None else write(value)
+                  for name, write in self._sql.writers for value in (values[name],)]
+        params += (flow.id, expected_rev)
+        if self._run(self._sql.update, tuple(params)).rowcount != 1:
             return False
         flow.rev = expected_rev + 1
         return True
 
     @_guarded
     def journal(self, entry: JournalEntry) -> None:
-        values = values_of(entry)
-        self._run(self._sql.journal,
-                  tuple(f.db_value(values[f.name]) for f in self._sql.journal_fields))
+        self._run(self._sql.journal, tuple(
+            value if write is None or value is None else write(value)
+            for name, write in self._sql.journal_writers for value in (getattr(entry, name),)))
 
     @_guarded
     def history(self, flow_id: str) -> list[JournalEntry]:
