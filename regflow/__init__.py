@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Forbidden,
         IdempotencyConflict,
         IdempotencyKeyInvalid,
+        Invalid,
         InvalidContext,
         NotSignedIn,
         RateLimited,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from regflow.registry import Registry
     from regflow.retention import Retention
     from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
-    from regflow.validation import Invalid
 
 try:
     __version__: str = version("regflow")
@@ -73,7 +73,7 @@ _LAZY: dict[str, str] = {
     "Screen": "regflow.screens",
     "Snapshot": "regflow.screens",
     "Timer": "regflow.screens",
-    "Invalid": "regflow.validation",
+    "Invalid": "regflow.exceptions",
 }
 
 

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from regflow.engine import Engine
 from regflow.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
 
 MEMORY_URL = "memory://"
@@ -116,7 +115,7 @@ def default_sender(product: str) -> str:
     return str(Address(display_name=product, addr_spec=DEFAULT_MAIL_ADDRESS))
 
 
-def build_engine(
+def engine_arguments(
     db: str = MEMORY_URL,
     mail: str = "memory",
     *,
@@ -129,9 +128,10 @@ def build_engine(
     echo_mail: bool = False,
     mail_from: str | None = None,
     **engine_options: Any,
-) -> Engine:
-    """An engine on the store at ``db`` with the mailer of ``mail`` (also printing every mail
-    on stdout when ``echo_mail``, as the demo does).
+) -> dict[str, Any]:
+    """The arguments of ``Engine`` for the store at ``db`` and the mailer of ``mail`` (also
+    printing every mail on stdout when ``echo_mail``, as the demo does): what
+    ``Engine.from_url`` builds its engine from.
 
     ``product=`` (or ``REGFLOW_PRODUCT``, else ``regflow``) is the product name the pages and
     mails show, 1 to 100 printable characters. ``mail_from=`` (or ``REGFLOW_MAIL_FROM``) is the
@@ -164,8 +164,8 @@ def build_engine(
         from regflow.adapters.console import ConsoleEchoMailer
 
         mailer = ConsoleEchoMailer(mailer)
-    return Engine(
-        open_store(db), mailer, hasher=make_hasher(hasher), clock=clock,
+    return dict(
+        store=open_store(db), mailer=mailer, hasher=make_hasher(hasher), clock=clock,
         provisioner=provisioner, settings=settings, secret=secret,
         composer=MailComposer(sender=sender, template_dirs=template_dirs), product=product,
         **engine_options,

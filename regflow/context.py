@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -17,9 +17,6 @@ from regflow.definition import FlowDefinition, Setting
 from regflow.limits import Limits
 from regflow.ports import ContractDirectory, PasswordHasher, Provisioner, Transaction
 from regflow.records import FlowRecord, Login, OutboxMail
-
-if TYPE_CHECKING:
-    from regflow.compiled import CompiledFlow
 
 
 class Composer(Protocol):
@@ -87,8 +84,9 @@ class FlowContext:
     flow_token: str | None = None  # the flow's token as the caller presented it (never stored)
     client: str = ""  # the caller's client, as a keyed digest ("" in-process)
     continue_with: HandOver | None = None  # asked for by ``hand_over``
-    handed_over: tuple[CompiledFlow, FlowRecord, str | None, str | None] | None = None  # the
-    #   flow handed over to, with its token and the token of a session its first step opened
+    handed_over: tuple[Any, FlowRecord, str | None, str | None] | None = None  # the flow
+    #   handed over to (its CompiledFlow: the context does not import the machine that runs it),
+    #   its record, its token and the token of a session its first step opened
     retry: str = "default"  # the retry policy of the branch being run
     kept: dict[str, str] = attrs.field(factory=dict)  # password hashes kept from a spent try,
     #   used for the fields left empty (see regflow.kept_secrets)

@@ -130,10 +130,12 @@ class Engine:
 
     @classmethod
     def from_url(cls, db: str = "memory://", mail: str = "memory", **options: Any) -> Engine:
-        """An engine on a store URL and a mail spec (see ``regflow.bootstrap``)."""
-        from regflow.bootstrap import build_engine
+        """An engine on the store at ``db`` and the mailer of ``mail``; ``options`` are the
+        ``Engine`` arguments and those of ``regflow.bootstrap.engine_arguments`` (``hasher``
+        by name, ``product``, ``mail_from``, ``secret``, ``template_dirs``, ``echo_mail``)."""
+        from regflow.bootstrap import engine_arguments
 
-        return build_engine(db, mail, **options)
+        return cls(**engine_arguments(db, mail, **options))
 
     def compiled(self, name: str, version: int | None = None) -> CompiledFlow:
         """The compiled machine of a definition version (latest when not given), built once."""

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class RegflowError(Exception):
@@ -177,3 +178,14 @@ class RateLimited(RegflowError):
         self.limit = limit
         self.retry_after = max(1, int(retry_after))
         super().__init__(f"too many attempts ({limit}); try again in {self.retry_after} s")
+
+
+class Invalid(Exception):
+    """A value a person typed was refused (by a field validator or a check of
+    ``regflow.validation``); ``message_id`` and ``params`` say why, for the person. Not a
+    ``RegflowError``: the step shows it next to the field and the flow stays where it is."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        self.message_id = message_id
+        self.params = params
+        super().__init__(message_id)

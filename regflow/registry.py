@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from regflow.definition import Names
 
-if TYPE_CHECKING:
-    from regflow.context import FlowContext
-
-Guard = Callable[["FlowContext"], bool]
-Action = Callable[["FlowContext"], None]
+# Each takes the step's context (``regflow.context.FlowContext``), typed ``Any`` here so that the
+# definitions do not import the runtime that runs them.
+Guard = Callable[[Any], bool]
+Action = Callable[[Any], None]
 # A validator gets the raw value and returns the normalised one, or raises regflow.Invalid.
-Validator = Callable[["FlowContext", Any], Any]
+Validator = Callable[[Any, Any], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -14,10 +14,9 @@ from regflow import audit, kept_secrets, sessions
 from regflow.compiled import CompiledFlow
 from regflow.context import FlowContext, Services, new_id, token_digest
 from regflow.definition import ScreenDef, TransitionDef
-from regflow.exceptions import Forbidden
+from regflow.exceptions import Forbidden, Invalid
 from regflow.ports import Transaction
 from regflow.records import FlowRecord, JournalEntry
-from regflow.validation import Invalid
 
 MAX_TIMER_STEPS = 64  # bound on timers fired in one catch-up; a loop of 0 s timers stops here
 

@@ -307,11 +307,11 @@ def _quiet() -> Iterator[None]:
 def fill(db: str, script: TrafficScript = DEMO_DAY, *, hasher: str = "fast") -> TrafficResult:
     """Play ``script`` into the database at ``db`` (a fresh engine on a manual clock), without
     the security log's lines about the script's wrong codes."""
-    from regflow.bootstrap import build_engine
+    from regflow.engine import Engine
 
     clock = ManualClock(script.day)
     with _quiet():
-        engine = build_engine(db, "memory", hasher=hasher, clock=clock)
+        engine = Engine.from_url(db, "memory", hasher=hasher, clock=clock)
         try:
             return run_traffic(engine, clock, script)
         finally:

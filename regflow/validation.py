@@ -15,7 +15,8 @@ import unicodedata
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+
+from regflow.exceptions import Invalid as Invalid  # raised by every check here
 
 DASHES = "-‐‑‒–—―−ーｰ－"
 _DASH_TABLE = str.maketrans(dict.fromkeys(DASHES + " \u3000()（）", ""))
@@ -32,13 +33,6 @@ RULE_SETTINGS: dict[str, str] = {
 }
 
 
-class Invalid(Exception):
-    """A value was refused; ``message_id`` and ``params`` say why, for the person."""
-
-    def __init__(self, message_id: str, **params: Any) -> None:
-        self.message_id = message_id
-        self.params = params
-        super().__init__(message_id)
 
 
 def email_key(email: str) -> str:

@@ -18,7 +18,6 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.bootstrap import build_engine
 from regflow.cli import main
 from regflow.cli.terminal import sender_of
 from regflow.records import Customer
@@ -52,7 +51,7 @@ def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = No
 
 def customer(tmp_path: Path, customer_id: str) -> Customer | None:
     """The contract stored in tmp_path's database, or None."""
-    engine = build_engine(f"sqlite:///{tmp_path / 'regflow.db'}", "memory", hasher="fast")
+    engine = regflow.Engine.from_url(f"sqlite:///{tmp_path / 'regflow.db'}", "memory", hasher="fast")
     try:
         return engine.contracts.find(customer_id)
     finally:
@@ -297,14 +296,14 @@ def built(monkeypatch: pytest.MonkeyPatch, no_identity_env: None) -> list[tuple[
     import regflow.web.server
 
     seen: list[tuple[str, str]] = []
-    real = regflow.cli.base.build_engine
+    real = regflow.Engine.from_url
 
     def recording(*args: Any, **kwargs: Any) -> regflow.Engine:
         engine = real(*args, **kwargs)
         seen.append((engine.services.product, sender_of(engine)))
         return engine
 
-    monkeypatch.setattr(regflow.cli.base, "build_engine", recording)
+    monkeypatch.setattr(regflow.Engine, "from_url", recording)
     monkeypatch.setattr(regflow.web.server, "serve", lambda engine, **options: None)
     return seen
 

@@ -179,8 +179,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def test_worker_once_sets_the_poison_flow_aside_and_goes_on(db_url: str, tmp_path: Path) -> None:
     """The issue's scenario: ``regflow worker --once`` expires the five flows, delivers the mail
-    and sets the v2 flow aside (its stderr line and log record name it by ref, exit 3); a second pass leaves it
-    alone while it waits; a worker of the next deploy, once the wait is over, steps it."""
+    and sets the v2 flow aside (its stderr line and log record name it by ref, exit 3); a second
+    pass leaves it alone while it waits; a worker of the next deploy, once the wait is over, steps it."""
     scenario = build_scenario(db_url, due_since=timedelta(seconds=30))
     outbox = tmp_path / "outbox"
     worker = ["worker", "--once", "--db", db_url, "--mail", f"outbox:{outbox}", "--hasher", "fast"]

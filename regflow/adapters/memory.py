@@ -4,45 +4,30 @@ A transaction holds the store's ``threading.RLock`` from start to end, so writer
 Every change appends an undo closure to a log; an exception inside the transaction runs the log
 backwards (cost proportional to the changes, not to the store). Records are copied in and out,
 so a caller mutating a record it holds changes nothing until it saves it. The table views live
-in ``memory_tables``; this module keeps the data, the indexes and the undo log.
+in ``memory_tables``, the data, its indexes and the undo log in ``memory_data``; this module
+keeps the transactions.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
 
 from regflow import ports
 from regflow.adapters import memory_tables as tables
-from regflow.exceptions import StoreError
-from regflow.records import (
-    Code,
-    Customer,
-    Cutoffs,
-    FlowRecord,
-    IdempotencyRecord,
-    JournalEntry,
-    LimitHit,
-    Login,
-    OutboxMail,
-    Session,
-)
+from regflow.adapters.memory_data import MemoryData
+from regflow.records import Cutoffs
 from regflow.reporting import JournalFigures, customer_of, figures_of
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class _Transaction:
     """The table views handed out by ``MemoryStore.transaction()``."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryData) -> None:
         self.flows: ports.FlowTable = tables.Flows(store)
         self.contracts: ports.ContractTable = tables.Contracts(store)
         self.logins: ports.LoginTable = tables.Logins(store)
@@ -52,38 +37,11 @@ class _Transaction:
         self.limits: ports.LimitTable = tables.Limits(store)
 
 
-class MemoryStore:
+class MemoryStore(MemoryData):
     """The Store port in memory; tables are usable only inside ``transaction()``."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._owner: int | None = None  # thread running the transaction
-        self._depth = 0
-        self._undo: list[Callable[[], object]] = []
-        self._flows: dict[str, FlowRecord] = {}
-        self._due: dict[str, datetime] = {}  # flow id -> next_due_at, active flows only
-        # A heap of (next_due_at, flow id); entries whose instant no longer matches ``_due`` are
-        # stale and skipped (and dropped when they surface), so a save costs O(log n).
-        self._due_heap: list[tuple[datetime, str]] = []
-        self._journal: dict[str, list[JournalEntry]] = {}
-        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
-        self._customers: dict[str, Customer] = {}
-        self._seat_owner: dict[str, str] = {}  # account -> customer id
-        self._logins: dict[str, Login] = {}
-        self._login_by_email: dict[str, str] = {}
-        self._login_by_account: dict[str, str] = {}
-        self._logins_of: dict[str, dict[str, None]] = {}  # customer id -> login ids
-        self._admin_of: dict[str, str] = {}  # customer id -> admin login id
-        self._sessions: dict[str, Session] = {}
-        self._session_by_digest: dict[str, str] = {}
-        self._sessions_of: dict[str, dict[str, None]] = {}  # login id -> session ids
-        self._codes: dict[str, Code] = {}
-        self._codes_of: dict[tuple[str, str], list[str]] = {}  # (flow, purpose) -> ids, issued
-        self._codes_for: dict[str, dict[str, None]] = {}  # email key -> code ids
-        self._outbox: dict[str, OutboxMail] = {}
-        self._queued: dict[str, None] = {}  # ids of queued and sending mail
-        self._hits: dict[tuple[str, str], dict[str, list[LimitHit]]] = {}  # (kind, subject) ->
-        #   client -> hits in the order added
+        super().__init__()
         self._tx = _Transaction(self)
         self._secret: bytes | None = None
 
@@ -157,57 +115,6 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
-
-    # Internals used by the table views, always under the lock.
-
-    def _check(self) -> MemoryStore:
-        """The store, once it is clear the calling thread runs a transaction on it."""
-        if self._owner != threading.get_ident():
-            raise StoreError("store tables are usable only inside store.transaction()")
-        return self
-
-    def _put(self, table: dict[_K, _V], key: _K, value: _V) -> None:
-        if key in table:
-            self._undo.append(functools.partial(table.__setitem__, key, table[key]))
-        else:
-            self._undo.append(functools.partial(table.pop, key))
-        table[key] = value
-
-    def _drop(self, table: dict[_K, _V], key: _K) -> None:
-        if key in table:
-            self._undo.append(functools.partial(table.__setitem__, key, table.pop(key)))
-
-    def _members(self, table: dict[_K, dict[str, _V]], key: _K) -> dict[str, _V]:
-        """The id set (an insertion-ordered dict) of ``key``, created (undoably) if missing."""
-        members = table.get(key)
-        if members is None:
-            members = {}
-            self._put(table, key, members)
-        return members
-
-    def _append(self, table: dict[_K, list[_V]], key: _K, item: _V) -> None:
-        items = table.get(key)
-        if items is None:
-            self._put(table, key, [item])
-        else:
-            items.append(item)
-            self._undo.append(items.pop)
-
-    def _set_due(self, flow_id: str, due: datetime | None) -> None:
-        old = self._due.get(flow_id)
-        if old != due:
-            self._reindex(flow_id, due)
-            self._undo.append(functools.partial(self._reindex, flow_id, old))
-
-    def _reindex(self, flow_id: str, due: datetime | None) -> None:
-        if due is None:
-            self._due.pop(flow_id, None)
-        else:
-            self._due[flow_id] = due
-            heapq.heappush(self._due_heap, (due, flow_id))
-        if len(self._due_heap) > 2 * len(self._due) + 64:  # compact the stale entries
-            self._due_heap = [(at, i) for i, at in self._due.items()]
-            heapq.heapify(self._due_heap)
 
 
 _PORT_CHECK: type[ports.Store] = MemoryStore  # mypy proves MemoryStore fits the port

@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import marshal
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from regflow.adapters.memory_data import MemoryData
 from regflow.exceptions import ConstraintViolation, StoreError
 from regflow.records import (
     Code,
@@ -27,9 +28,6 @@ from regflow.records import (
     OutboxMail,
     Session,
 )
-
-if TYPE_CHECKING:
-    from regflow.adapters.memory import MemoryStore
 
 
 def _json_copy(value: Any) -> Any:
@@ -67,7 +65,7 @@ def _customer_copy(customer: Customer) -> Customer:
 class _Base:
     """Base of the table views: the store whose dicts they read and change."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryData) -> None:
         self._s = store
 
 
@@ -387,7 +385,7 @@ class Limits(_Base):
         self._s._check()
 
 
-def purge(s: MemoryStore, cut: Cutoffs) -> dict[str, int]:
+def purge(s: MemoryData, cut: Cutoffs) -> dict[str, int]:
     """Delete, inside the store's transaction, what ``cut`` says retention no longer keeps."""
     ended = [f.id for f in s._flows.values() if f.status != "active" and f.updated_at < cut.flows]
     for flow_id in ended:

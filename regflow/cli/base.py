@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import click
 
 from regflow import logs
-from regflow.bootstrap import build_engine
 from regflow.cli import errors
 from regflow.cli.errors import CommandFailed
 from regflow.engine import Engine
@@ -176,7 +175,7 @@ def open_engine(db: str, mail: str, hasher: str, *, product: str | None = None,
     """An engine on ``db`` and ``mail``, its store closed afterwards; a bad option or
     environment variable ends the command with ``config_invalid``."""
     try:
-        engine = build_engine(db, mail, hasher=hasher, product=product, mail_from=mail_from,
+        engine = Engine.from_url(db, mail, hasher=hasher, product=product, mail_from=mail_from,
                               echo_mail=echo_mail)
     except (ValueError, OSError) as exc:
         raise CommandFailed("config_invalid", str(exc)) from exc

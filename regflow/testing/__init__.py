@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from regflow.testing.approval import ApprovedPath, approve, approved_of, check_path
     from regflow.testing.engines import FlowSource, flow_source, make_engine
     from regflow.testing.invariants import InvariantViolation, check_invariants, invariant_faults
-    from regflow.testing.model import Coverage, Item, Path, PathSet, Step, items_of
+    from regflow.testing.model import Item, Step, items_of
     from regflow.testing.paths import ExplorationError, generate_paths
+    from regflow.testing.pathset import Coverage, Path, PathSet
     from regflow.testing.runner import PathFailed, Player, run_path
     from regflow.testing.scenario import (
         Scenario,
@@ -57,10 +58,10 @@ _LAZY: dict[str, str] = {
     "InvariantViolation": "regflow.testing.invariants",
     "check_invariants": "regflow.testing.invariants",
     "invariant_faults": "regflow.testing.invariants",
-    "Coverage": "regflow.testing.model",
+    "Coverage": "regflow.testing.pathset",
     "Item": "regflow.testing.model",
-    "Path": "regflow.testing.model",
-    "PathSet": "regflow.testing.model",
+    "Path": "regflow.testing.pathset",
+    "PathSet": "regflow.testing.pathset",
     "Step": "regflow.testing.model",
     "items_of": "regflow.testing.model",
     "ExplorationError": "regflow.testing.paths",

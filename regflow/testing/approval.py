@@ -27,8 +27,9 @@ import attrs
 from regflow.engine import Engine
 from regflow.machines import BUILTIN_FLOWS
 from regflow.testing.engines import FlowSource, engine_meta, flow_source, make_engine
-from regflow.testing.model import Path, PathSet, Step, items_of
+from regflow.testing.model import Step, items_of
 from regflow.testing.observe import Observer
+from regflow.testing.pathset import Path, PathSet
 from regflow.testing.runner import Player
 from regflow.testing.scenario import Scenario
 

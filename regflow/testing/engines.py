@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from importlib import resources
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import attrs
 import cattrs
@@ -30,9 +30,6 @@ from regflow.library import FlowLibrary
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
 from regflow.registry import Guard, Registry
 from regflow.testing.world import ClockDriver, clock_driver
-
-if TYPE_CHECKING:
-    from regflow.testing.model import Path, PathSet
 
 
 class GuardCall(NamedTuple):
@@ -176,7 +173,14 @@ def engine_meta(engine: Engine) -> Meta | None:
     return _META.get(engine)
 
 
-def make_engine(target: FlowSource | Path | PathSet, db: str = "memory://", *, clock: object | None = None,
+class Sourced(Protocol):
+    """A path or a path set: anything that says which FlowSource it came from."""
+
+    @property
+    def source(self) -> FlowSource: ...
+
+
+def make_engine(target: FlowSource | Sourced, db: str = "memory://", *, clock: object | None = None,
                 **options: Any) -> Engine:
     """A fresh engine on ``db`` (memory mail, fast hasher unless ``hasher=``) for the flow of a
     path, a path set or a FlowSource, its guards recorded. ``clock``: a ``regflow.ManualClock``

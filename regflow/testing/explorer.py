@@ -10,17 +10,7 @@ from typing import Any
 from regflow.definition import FlowDefinition
 from regflow.exceptions import RegflowError
 from regflow.testing.engines import FlowSource, engine_meta, exploring_engine
-from regflow.testing.model import (
-    OFFSETS,
-    Coverage,
-    Path,
-    PathSet,
-    Step,
-    expiry_label,
-    expiry_states,
-    items_of,
-    timer_id,
-)
+from regflow.testing.model import OFFSETS, Step, expiry_label, expiry_states, items_of, timer_id
 from regflow.testing.moves import (
     Edge,
     ExplorationError,
@@ -34,6 +24,7 @@ from regflow.testing.moves import (
     quiet,
     variant,
 )
+from regflow.testing.pathset import Coverage, Path, PathSet
 from regflow.testing.runner import Player
 from regflow.testing.scenario import Scenario, ScenarioError
 

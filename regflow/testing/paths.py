@@ -49,8 +49,8 @@ from regflow.machines import BUILTIN_FLOWS
 from regflow.registry import Registry
 from regflow.testing.engines import flow_source
 from regflow.testing.explorer import Explorer
-from regflow.testing.model import PathSet
 from regflow.testing.moves import ExplorationError
+from regflow.testing.pathset import PathSet
 from regflow.testing.scenario import Scenario, ScenarioError, builtin_scenario, load_scenario
 
 __all__ = ["ExplorationError", "generate_paths"]

@@ -23,7 +23,7 @@ import pytest
 
 if TYPE_CHECKING:
     from regflow.engine import Engine
-    from regflow.testing.model import PathSet
+    from regflow.testing.pathset import PathSet
 
 GENERATED: dict[str, PathSet] = {}  # flow -> its paths, as generated in this session
 _CACHE: dict[tuple[Any, ...], PathSet] = {}

@@ -28,7 +28,6 @@ from regflow.records import JournalEntry
 from regflow.testing.engines import GuardCall, Recorder, engine_meta
 from regflow.testing.invariants import check_invariants
 from regflow.testing.model import (
-    Path,
     Step,
     guard_id,
     is_expiry,
@@ -37,6 +36,7 @@ from regflow.testing.model import (
     walk_branches,
     when_guards,
 )
+from regflow.testing.pathset import Path
 from regflow.testing.scenario import Scenario
 from regflow.testing.world import (
     MIGRATE_OP,

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
 from regflow.engine import Engine
+from regflow.web.shared import SIGN_IN_COOKIE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -38,7 +39,6 @@ SECURITY_HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"  # only on answers to HTTPS requests
 MAIL_EXTENSION = "regflow.mail_after_response"
-SIGN_IN_COOKIE = "regflow.sign_in_cookie"  # app.config key: the sign-in session cookie's name
 FLASK_KEY_LABEL = b"regflow.flask"
 
 
@@ -115,13 +115,6 @@ class _SessionInterface(SecureCookieSessionInterface):
     def get_cookie_path(self, app: Flask) -> str:
         """The mount's prefix (``/`` at the root), unless ``SESSION_COOKIE_PATH`` says otherwise."""
         return str(app.config["SESSION_COOKIE_PATH"] or request.script_root or "/")
-
-
-def engine_of(app: Flask) -> Engine:
-    """The engine an app was made for."""
-    engine = app.extensions["regflow.engine"]
-    assert isinstance(engine, Engine)
-    return engine
 
 
 def wait_for_mail(app: Flask, timeout: float = 10.0) -> bool:

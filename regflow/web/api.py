@@ -48,8 +48,8 @@ from regflow.exceptions import (
     VersionUnavailable,
 )
 from regflow.screens import Snapshot
-from regflow.web import engine_of
 from regflow.web.openapi import FLOW_TOKEN_HEADER, IDEMPOTENCY_KEY_PATTERN, openapi_document
+from regflow.web.shared import engine_of
 
 api = Blueprint("api", __name__, url_prefix="/api")
 

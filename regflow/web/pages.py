@@ -53,7 +53,6 @@ from regflow.exceptions import (
     VersionUnavailable,
 )
 from regflow.screens import Snapshot
-from regflow.web import SIGN_IN_COOKIE, engine_of
 from regflow.web.forms import (
     SESSION_COOKIE,
     Link,
@@ -73,6 +72,7 @@ from regflow.web.forms import (
     split_actions,
     split_messages,
 )
+from regflow.web.shared import SIGN_IN_COOKIE, engine_of
 
 pages = Blueprint("pages", __name__)
 
