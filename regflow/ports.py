@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from regflow.records import (
     Code,
@@ -15,14 +15,12 @@ from regflow.records import (
     FlowRecord,
     IdempotencyRecord,
     JournalEntry,
+    JournalFigures,
     LimitHit,
     Login,
     OutboxMail,
     Session,
 )
-
-if TYPE_CHECKING:
-    from regflow.reporting import JournalFigures
 
 
 class Clock(Protocol):

@@ -5,10 +5,23 @@ All instants are timezone-aware UTC ``datetime`` values; stores must hand back w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
+
+
+def customer_of(data: Mapping[str, Any]) -> str | None:
+    """The customer a flow's data names: its seat's (``_customer``, set when the seat is
+    checked), the one it registered for (``customer_id``) or its login's (``_customer_id``).
+    Reports by customer read it (SQL stores keep it in a column); None while the flow does
+    not know it yet."""
+    for key in ("_customer", "customer_id", "_customer_id"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 @attrs.define
@@ -37,6 +50,11 @@ class FlowRecord:
         if self.expires_at is not None:
             instants.append(self.expires_at)
         return min(instants) if instants else None
+
+    @property
+    def customer(self) -> str | None:
+        """The customer the flow belongs to (``customer_of`` its data)."""
+        return customer_of(self.data)
 
 
 @attrs.frozen
@@ -158,3 +176,23 @@ class Cutoffs:
     idempotency: datetime  # remembered answers
     limits: datetime  # limit hits (and lockouts ended) before
     journal: datetime  # journal entries
+
+
+@attrs.frozen
+class Visits:
+    """What a store measured of the visits to one state (durations in integer microseconds)."""
+
+    finished: int  # visits that left the state within the range
+    open: int  # visits still open at the end of the range
+    median_us: int | None
+    p90_us: int | None
+
+
+@attrs.frozen
+class JournalFigures:
+    """The raw aggregates a store computes over the journal rows of a range: what
+    ``flow_report`` turns into a ``FlowReport`` with the definition's states."""
+
+    moves: dict[tuple[str, str, str], int]  # (from_state, event, to_state) -> rows
+    outcomes: dict[str, int]  # outcome (not "ok") -> rows
+    visits: dict[str, Visits]  # state -> visits

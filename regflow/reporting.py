@@ -32,54 +32,24 @@ O(rows in the range) on every store:
   showed (``code_invalid``, ``license_full``, ``contract_mismatch``, ``code_expired`` …), or
   ``invalid`` (a form that did not validate), ``event_refused``, ``expired``.
 
-The customer of a flow is the one its seat or its login belongs to (see ``customer_of``);
+The customer of a flow is the one its seat or its login belongs to (``FlowRecord.customer``);
 flows whose customer is not known yet are left out of a report for one customer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from regflow.exceptions import RegflowError
 from regflow.ports import JournalReader
+from regflow.records import JournalFigures, Visits
 
 if TYPE_CHECKING:
     from regflow.definition import FlowDefinition
 
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def nearest_rank(sorted_values: list[int], percentile: int) -> int | None:
-    """The nearest-rank ``percentile`` of ascending ``sorted_values``: the value at 1-based rank
-    ``ceil(percentile * n / 100)``; None for no values."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    return sorted_values[max(1, (percentile * n + 99) // 100) - 1]
-
-
-@attrs.frozen
-class Visits:
-    """What a store measured of the visits to one state (durations in integer microseconds)."""
-
-    finished: int  # visits that left the state within the range
-    open: int  # visits still open at the end of the range
-    median_us: int | None
-    p90_us: int | None
-
-
-@attrs.frozen
-class JournalFigures:
-    """The raw aggregates a store computes over the journal rows of a range: what
-    ``flow_report`` turns into a ``FlowReport`` with the definition's states."""
-
-    moves: dict[tuple[str, str, str], int]  # (from_state, event, to_state) -> rows
-    outcomes: dict[str, int]  # outcome (not "ok") -> rows
-    visits: dict[str, Visits]  # state -> visits
 
 
 class ReportUnavailable(RegflowError):
@@ -153,47 +123,6 @@ class FlowReport:
             "edges": [attrs.asdict(e) for e in self.edges],
             "messages": dict(self.messages),
         }
-
-
-def customer_of(data: Mapping[str, Any]) -> str | None:
-    """The customer a flow's data names: its seat's (``_customer``, set when the seat is
-    checked), the one it registered for (``customer_id``) or its login's (``_customer_id``)."""
-    for key in ("_customer", "customer_id", "_customer_id"):
-        value = data.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def figures_of(rows: Iterable[tuple[str, str, str, str, str, datetime]]) -> JournalFigures:
-    """The figures of journal rows ``(flow_id, from_state, to_state, event, outcome, at)`` given
-    in the order the journal holds them (each flow's rows in the order appended): the memory
-    store's aggregation, the same as the SQL of ``regflow.adapters.peewee_report``."""
-    moves: dict[tuple[str, str, str], int] = {}
-    outcomes: dict[str, int] = {}
-    of_flow: dict[str, list[tuple[str, datetime]]] = {}
-    for flow_id, source, target, event, result, at in rows:
-        moves[(source, event, target)] = moves.get((source, event, target), 0) + 1
-        if result != "ok":
-            outcomes[result] = outcomes.get(result, 0) + 1
-        if source != target:
-            of_flow.setdefault(flow_id, []).append((target, at))
-    spent: dict[str, list[int]] = {}
-    still: dict[str, int] = {}
-    for entries in of_flow.values():
-        entries.sort(key=lambda entry: entry[1])  # stable: (at, journal order), as in SQL
-        for (state, at), following in zip(entries, [*entries[1:], None], strict=True):
-            if following is None:
-                still[state] = still.get(state, 0) + 1
-            else:
-                spent.setdefault(state, []).append((following[1] - at) // _MICROSECOND)
-    visits = {}
-    for state in {*spent, *still}:
-        durations = sorted(spent.get(state, []))
-        visits[state] = Visits(finished=len(durations), open=still.get(state, 0),
-                               median_us=nearest_rank(durations, 50),
-                               p90_us=nearest_rank(durations, 90))
-    return JournalFigures(moves=moves, outcomes=outcomes, visits=visits)
 
 
 def _seconds(micros: int | None) -> float | None:

@@ -23,13 +23,13 @@ from pg import drop_schema, postgres_url
 
 import regflow
 from regflow import traffic
+from regflow.adapters.memory_report import nearest_rank
 from regflow.clock import ManualClock
 from regflow.reporting import (
     FlowReport,
     ReportRangeInvalid,
     ReportUnavailable,
     flow_report,
-    nearest_rank,
 )
 from regflow.traffic import TrafficScript, run_traffic
 

@@ -20,8 +20,8 @@ from datetime import datetime
 from regflow import ports
 from regflow.adapters import memory_tables as tables
 from regflow.adapters.memory_data import MemoryData
-from regflow.records import Cutoffs
-from regflow.reporting import JournalFigures, customer_of, figures_of
+from regflow.adapters.memory_report import figures_of
+from regflow.records import Cutoffs, JournalFigures
 
 
 class _Transaction:
@@ -107,7 +107,7 @@ class MemoryStore(MemoryData):
                  entry.at)
                 for flow_id, entries in self._journal.items()
                 if (record := self._flows.get(flow_id)) is not None and record.flow == flow
-                and (customer is None or customer_of(record.data) == customer)
+                and (customer is None or record.customer == customer)
                 for entry in entries
                 if (since is None or entry.at >= since) and (until is None or entry.at < until)
             ]

@@ -19,7 +19,6 @@ import peewee as pw
 
 from regflow.adapters.peewee_errors import translated as translated  # the tables' import
 from regflow.records import FlowRecord
-from regflow.reporting import customer_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -81,7 +80,7 @@ def flow_values(flow: FlowRecord) -> dict[str, Any]:
     values = values_of(flow, "id", "rev")
     values["timers"] = [[event, to_micros(at)] for event, at in flow.timers]
     values["next_due_at"] = flow.next_due_at
-    values["customer_id"] = customer_of(flow.data)
+    values["customer_id"] = flow.customer
     return values
 
 
@@ -127,7 +126,7 @@ def build_tables(db: pw.Database) -> Tables:
         created_at = InstantField()
         updated_at = InstantField()
         token_digest = pw.TextField(default="")  # SHA-256 of the flow token (hex)
-        customer_id = pw.TextField(null=True)  # reports by customer (reporting.customer_of); v3
+        customer_id = pw.TextField(null=True)  # reports by customer (FlowRecord.customer); v3
         rev = pw.IntegerField()
 
         class Meta:

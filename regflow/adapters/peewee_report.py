@@ -16,7 +16,7 @@ from typing import Any
 import peewee as pw
 
 from regflow.adapters.peewee_models import Tables, to_micros
-from regflow.reporting import JournalFigures, Visits
+from regflow.records import JournalFigures, Visits
 
 # The rows of the range of one flow definition (and customer): {join} and {where} are filled
 # in below. Over a range, the flow's name and customer are read per row by primary key (scalar

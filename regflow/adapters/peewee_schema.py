@@ -86,11 +86,11 @@ def _m2_codes_latest_index(migrator: SchemaMigrator, db: pw.Database, tables: Ta
 
 
 def _m3_flows_customer_id(migrator: SchemaMigrator, db: pw.Database, tables: Tables) -> None:
-    """Flows keep the customer they belong to (``regflow.reporting.customer_of`` of their data),
+    """Flows keep the customer they belong to (``FlowRecord.customer`` of their data),
     for reports of one customer (issue 17); filled in for the flows already there."""
     import json
 
-    from regflow.reporting import customer_of
+    from regflow.records import customer_of
 
     migrator.migrate(migrator.add_column("flows", "customer_id", pw.TextField(null=True)))
     run: Any = db.execute_sql  # peewee is untyped

@@ -42,8 +42,7 @@ from regflow.adapters.peewee_errors import translated
 from regflow.adapters.peewee_limits import Limits
 from regflow.adapters.peewee_models import Tables, build_tables
 from regflow.exceptions import StoreError
-from regflow.records import Cutoffs
-from regflow.reporting import JournalFigures
+from regflow.records import Cutoffs, JournalFigures
 
 _SQLITE_PRAGMAS = (
     ("busy_timeout", 10000),  # first, so the journal_mode switch below waits for locks too
