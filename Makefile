@@ -34,8 +34,9 @@ demo-terminal: install
 		--product '$(DEMO_PRODUCT)'
 
 lint: install
-	$(BIN)/ruff check regflow tests
+	$(BIN)/ruff check regflow tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install lint
 	$(BIN)/pytest
@@ -62,7 +63,7 @@ clean:
 MERMAID_JS := tools/mermaid/node_modules/mermaid/dist/mermaid.min.js
 
 docs: install $(MERMAID_JS)
-	$(BIN)/python -m regflow.docsgen docs/gen --mermaid $(MERMAID_JS)
+	$(BIN)/python -m regflow.docgen docs/gen --mermaid $(MERMAID_JS)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(MERMAID_JS):

@@ -26,9 +26,9 @@ from typing import Any
 
 import regflow
 from regflow.bootstrap import make_hasher, open_store
-from regflow.context import new_id
-from regflow.library import FlowLibrary
-from regflow.records import FlowRecord
+from regflow.definitions.library import FlowLibrary
+from regflow.ground.records import FlowRecord
+from regflow.runtime.context import new_id
 
 POSTGRES_SERVER = os.environ.get("REGFLOW_BENCH_POSTGRES",
                                  "postgresql://postgres@127.0.0.1:5432/test")
@@ -252,7 +252,7 @@ def register_for(engine: regflow.Engine, customers: range, seconds: float,
 
 def invariants(engine: regflow.Engine) -> dict[str, Any]:
     """I1–I4 over the whole store: problems found (none when good) and the login count."""
-    from regflow.validation import email_key
+    from regflow.definitions.validation import email_key
 
     with engine.store.transaction() as tx:
         customers = tx.contracts.customers()

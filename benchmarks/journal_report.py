@@ -5,7 +5,7 @@ whole journal and for one day of it, with the database's plan of the report's st
 
 The generator (``generate``) writes registrations (9 in 10 flows) and sign-ins spread evenly
 over D days (default 30), each taking one of the scripted traffic's paths
-(``regflow.traffic.PATHS``) with seeded thinking times, 1,000 customers; the rows go in by
+(``regflow.reports.traffic.PATHS``) with seeded thinking times, 1,000 customers; the rows go in by
 bulk insert (``executemany`` on SQLite, ``COPY`` on PostgreSQL), in time order as a journal
 grows. It counts the registrations it starts per day: the benchmark checks each report's
 ``started`` against that count before it trusts its time.
@@ -32,8 +32,8 @@ from benchmarks import fixtures
 from regflow.adapters import peewee_report
 from regflow.adapters.peewee_models import to_micros
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.reporting import flow_report
-from regflow.traffic import PATHS
+from regflow.reports.funnel import flow_report
+from regflow.reports.traffic import PATHS
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 WEIGHTS = (60, 12, 6, 4, 10, 8, 5, 7, 4)  # people per path, as traffic.DEMO_DAY

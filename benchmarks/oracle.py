@@ -23,9 +23,9 @@ from waitress.server import create_server
 
 import regflow
 from benchmarks import fixtures
-from regflow.context import new_id
-from regflow.records import Customer, Login
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Customer, Login
+from regflow.runtime.context import new_id
 
 
 def _post(port: int, path: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:

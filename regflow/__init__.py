@@ -6,10 +6,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from regflow.clock import ManualClock, SystemClock
-    from regflow.definition import FlowDefinition
+    from regflow.definitions.library import FlowLibrary
+    from regflow.definitions.model import FlowDefinition
+    from regflow.definitions.registry import Registry
     from regflow.engine import Engine
-    from regflow.exceptions import (
+    from regflow.ground.clock import ManualClock, SystemClock
+    from regflow.ground.exceptions import (
         ConcurrentUpdate,
         ConstraintViolation,
         DefinitionError,
@@ -28,11 +30,9 @@ if TYPE_CHECKING:
         TransientError,
         VersionUnavailable,
     )
-    from regflow.library import FlowLibrary
-    from regflow.limits import Limits, Rate
-    from regflow.registry import Registry
-    from regflow.retention import Retention
-    from regflow.screens import Action, Field, Message, Screen, Snapshot, Timer
+    from regflow.ground.screens import Action, Field, Message, Screen, Snapshot, Timer
+    from regflow.runtime.limits import Limits, Rate
+    from regflow.runtime.retention import Retention
 
 try:
     __version__: str = version("regflow")
@@ -42,38 +42,38 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 # The public names load on first use (PEP 562), so that ``import regflow`` — and with it
 # ``regflow --version`` and the pytest plugin — costs nothing until the engine is needed.
 _LAZY: dict[str, str] = {
-    "ManualClock": "regflow.clock",
-    "SystemClock": "regflow.clock",
-    "FlowDefinition": "regflow.definition",
+    "ManualClock": "regflow.ground.clock",
+    "SystemClock": "regflow.ground.clock",
+    "FlowDefinition": "regflow.definitions.model",
     "Engine": "regflow.engine",
-    "ConcurrentUpdate": "regflow.exceptions",
-    "ConstraintViolation": "regflow.exceptions",
-    "DefinitionError": "regflow.exceptions",
-    "EventNotAllowed": "regflow.exceptions",
-    "FlowGone": "regflow.exceptions",
-    "FlowNotFound": "regflow.exceptions",
-    "Forbidden": "regflow.exceptions",
-    "IdempotencyConflict": "regflow.exceptions",
-    "IdempotencyKeyInvalid": "regflow.exceptions",
-    "InvalidContext": "regflow.exceptions",
-    "NotSignedIn": "regflow.exceptions",
-    "RateLimited": "regflow.exceptions",
-    "RegflowError": "regflow.exceptions",
-    "StoreError": "regflow.exceptions",
-    "TransientError": "regflow.exceptions",
-    "VersionUnavailable": "regflow.exceptions",
-    "FlowLibrary": "regflow.library",
-    "Limits": "regflow.limits",
-    "Rate": "regflow.limits",
-    "Registry": "regflow.registry",
-    "Retention": "regflow.retention",
-    "Action": "regflow.screens",
-    "Field": "regflow.screens",
-    "Message": "regflow.screens",
-    "Screen": "regflow.screens",
-    "Snapshot": "regflow.screens",
-    "Timer": "regflow.screens",
-    "Invalid": "regflow.exceptions",
+    "ConcurrentUpdate": "regflow.ground.exceptions",
+    "ConstraintViolation": "regflow.ground.exceptions",
+    "DefinitionError": "regflow.ground.exceptions",
+    "EventNotAllowed": "regflow.ground.exceptions",
+    "FlowGone": "regflow.ground.exceptions",
+    "FlowNotFound": "regflow.ground.exceptions",
+    "Forbidden": "regflow.ground.exceptions",
+    "IdempotencyConflict": "regflow.ground.exceptions",
+    "IdempotencyKeyInvalid": "regflow.ground.exceptions",
+    "InvalidContext": "regflow.ground.exceptions",
+    "NotSignedIn": "regflow.ground.exceptions",
+    "RateLimited": "regflow.ground.exceptions",
+    "RegflowError": "regflow.ground.exceptions",
+    "StoreError": "regflow.ground.exceptions",
+    "TransientError": "regflow.ground.exceptions",
+    "VersionUnavailable": "regflow.ground.exceptions",
+    "FlowLibrary": "regflow.definitions.library",
+    "Limits": "regflow.runtime.limits",
+    "Rate": "regflow.runtime.limits",
+    "Registry": "regflow.definitions.registry",
+    "Retention": "regflow.runtime.retention",
+    "Action": "regflow.ground.screens",
+    "Field": "regflow.ground.screens",
+    "Message": "regflow.ground.screens",
+    "Screen": "regflow.ground.screens",
+    "Snapshot": "regflow.ground.screens",
+    "Timer": "regflow.ground.screens",
+    "Invalid": "regflow.ground.exceptions",
 }
 
 

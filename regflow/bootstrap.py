@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from regflow.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
+from regflow.ground.ports import Clock, Mailer, PasswordHasher, Provisioner, Store
 
 MEMORY_URL = "memory://"
 MIN_SECRET_BYTES = 32
@@ -145,7 +145,7 @@ def engine_arguments(
     database — fine on one machine, but then a copy of the database holds the key to its code
     digests (``regflow serve`` refuses a non-loopback host without ``REGFLOW_SECRET``).
     """
-    from regflow.mail import MailComposer
+    from regflow.mail.composer import MailComposer
 
     secret = engine_options.pop("secret", None) or os.environ.get("REGFLOW_SECRET")
     if isinstance(secret, str):

@@ -1,6 +1,6 @@
 """The engine: ``start``, ``send`` and ``get`` flows; timers, retries, idempotency, mail relay.
 
-It knows only the ports (``regflow.ports``); ``regflow.bootstrap`` wires adapters to it.
+It knows only the ports (``regflow.ground.ports``); ``regflow.bootstrap`` wires adapters to it.
 Every call reads the clock once, at call time, and works in one store transaction; mail written
 in that transaction is delivered right after it commits.
 """
@@ -16,30 +16,16 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
-from regflow import audit, hand_over, limits, sessions, slow_work, steps
-from regflow.clock import SystemClock
-from regflow.compiled import CompiledFlow
-from regflow.context import (
-    Composer,
-    FlowContext,
-    Services,
-    new_token,
-)
-from regflow.contracts import StoreContracts
-from regflow.definition import RetryPolicy, Setting
-from regflow.exceptions import (
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import RetryPolicy, Setting
+from regflow.ground.clock import SystemClock
+from regflow.ground.exceptions import (
     ConcurrentUpdate,
     FlowNotFound,
     IdempotencyKeyInvalid,
     TransientError,
 )
-from regflow.flow_access import FlowRef, checked_context, holds, reference, refusal
-from regflow.idempotency import remembered, replay, request_hash
-from regflow.library import FlowLibrary
-from regflow.limits import Limits
-from regflow.mail_relay import MailRelay
-from regflow.migrations import migrate
-from regflow.ports import (
+from regflow.ground.ports import (
     Clock,
     ContractDirectory,
     Mailer,
@@ -48,14 +34,28 @@ from regflow.ports import (
     Store,
     Transaction,
 )
-from regflow.presenter import answer
-from regflow.provisioning import NoProvisioner
-from regflow.records import FlowRecord, IdempotencyRecord, JournalEntry
-from regflow.retention import Retention
-from regflow.retrying import retrying
-from regflow.screens import Snapshot
-from regflow.slow_work import SlowWorkHasher
-from regflow.sweeping import Sweeper, SweepReport
+from regflow.ground.records import FlowRecord, IdempotencyRecord, JournalEntry
+from regflow.ground.screens import Snapshot
+from regflow.mail.relay import MailRelay
+from regflow.rules.contracts import StoreContracts
+from regflow.runtime import audit, hand_over, limits, sessions, slow_work, steps
+from regflow.runtime.compiled import CompiledFlow
+from regflow.runtime.context import (
+    Composer,
+    FlowContext,
+    Services,
+    new_token,
+)
+from regflow.runtime.flow_access import FlowRef, checked_context, holds, reference, refusal
+from regflow.runtime.idempotency import remembered, replay, request_hash
+from regflow.runtime.limits import Limits
+from regflow.runtime.migrations import migrate
+from regflow.runtime.presenter import answer
+from regflow.runtime.provisioning import NoProvisioner
+from regflow.runtime.retention import Retention
+from regflow.runtime.retrying import retrying
+from regflow.runtime.slow_work import SlowWorkHasher
+from regflow.runtime.sweeping import Sweeper, SweepReport
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 8
@@ -98,7 +98,7 @@ class Engine:
 
             flows = builtin_library()
         if composer is None:
-            from regflow.mail import MailComposer
+            from regflow.mail.composer import MailComposer
 
             composer = MailComposer()
         self.store = store
@@ -256,7 +256,7 @@ class Engine:
         """``sweep``, telling which flows were set aside: a flow that cannot be stepped (its
         version not loaded here, a guard or action raising…) is moved later in the due index
         with a growing wait (1 min doubling, at most 1 h), logged (``regflow.worker``), and the
-        pass goes on; only a failing store raises. See ``regflow.sweeping``."""
+        pass goes on; only a failing store raises. See ``regflow.runtime.sweeping``."""
         return self._sweeper.sweep(
             self.store, self.clock,
             lambda flow_id: self._catch_up(flow_id, None, None, checked=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from regflow.clock import SystemClock
+from regflow.ground.clock import SystemClock
 
 
 class OffsetClock(SystemClock):

@@ -13,9 +13,9 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.records import Login, OutboxMail, Session
-from regflow.screens import Message, Snapshot
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login, OutboxMail, Session
+from regflow.ground.screens import Message, Snapshot
 
 PASSWORD = "Kx7#mPq2wZ"  # meets the policy, on no list, contains no address or customer number
 CUSTOMER_ID = "281234"

@@ -28,10 +28,10 @@ from flows import (
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.exceptions import NotSignedIn
-from regflow.records import Login
-from regflow.screens import Snapshot
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.exceptions import NotSignedIn
+from regflow.ground.records import Login
+from regflow.ground.screens import Snapshot
 
 SECOND = timedelta(seconds=1)
 PROVISIONING = timedelta(minutes=10)

@@ -769,7 +769,7 @@ def test_flows_started_per_client_are_limited_with_429(make_engine: Any) -> None
     """The client address of the request is what the per-client limit counts: with a limit of
     3 starts in 10 minutes the fourth start over HTTP is 429 with Retry-After 600, while
     in-process starts (no client) are not counted."""
-    from regflow.limits import Limits, Rate
+    from regflow.runtime.limits import Limits, Rate
 
     engine = make_engine(limits=Limits(starts=(Rate(3, 600),)))
     app = create_app(engine)

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from regflow import codes, machines, steps
+from regflow import machines
 from regflow.cli import main
 from regflow.machines import BUILTIN_FLOWS
+from regflow.rules import codes
+from regflow.runtime import steps
 from regflow.testing import approval
 
 registration = importlib.import_module("regflow.machines.registration")  # the module, not its Registry

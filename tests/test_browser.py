@@ -34,7 +34,7 @@ from live_server import serving
 from playwright.sync_api import Browser, Cookie, Locator, Page, expect
 
 import regflow
-from regflow.screens import Snapshot
+from regflow.ground.screens import Snapshot
 from regflow.web import create_app, wait_for_mail
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 09:00 in Asia/Tokyo

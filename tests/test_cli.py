@@ -20,7 +20,7 @@ from freezegun.api import FrozenDateTimeFactory
 import regflow
 from regflow.cli import main
 from regflow.cli.terminal import sender_of
-from regflow.records import Customer
+from regflow.ground.records import Customer
 
 START = "2026-03-02 09:00:00"  # UTC; 18:00 in Asia/Tokyo
 PASSWORD = "Kx7#mPq2wZ"

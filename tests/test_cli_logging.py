@@ -62,7 +62,7 @@ def test_sweep_reports_failed_delivery_on_unreachable_smtp(queued: str) -> None:
     assert result.returncode == PARTIAL, result.stderr
     assert result.stdout == ("Applied due timers to 0 flow(s); delivered 0 mail(s); "
                              "2 delivery attempt(s) failed (retried later).\n")
-    warnings = [line for line in result.stderr.splitlines() if " WARNING regflow.mail: " in line]
+    warnings = [line for line in result.stderr.splitlines() if " WARNING regflow.mail.composer: " in line]
     assert len(warnings) == 2, result.stderr
     for line in warnings:
         assert "attempt 1 of 10 failed, next at" in line
@@ -77,7 +77,7 @@ def test_log_json_lines_parse(queued: str) -> None:
     result = regflow("sweep", "--db", queued, "--mail", f"smtp://127.0.0.1:{port}", "--log-json")
     assert result.returncode == PARTIAL
     records = [json.loads(line) for line in result.stderr.splitlines()]
-    mail = [r for r in records if r["logger"] == "regflow.mail"]
+    mail = [r for r in records if r["logger"] == "regflow.mail.composer"]
     assert len(mail) == 2
     for record in mail:
         assert set(record) == {"time", "level", "logger", "message"}
@@ -121,7 +121,7 @@ def test_sweep_reports_dead_mail(queued: str, refusing_server: int) -> None:
     assert result.stdout == ("Applied due timers to 0 flow(s); delivered 0 mail(s); "
                              "2 mail(s) failed for good.\n")
     records: list[dict[str, Any]] = [json.loads(line) for line in result.stderr.splitlines()]
-    errors = [r for r in records if r["logger"] == "regflow.mail" and r["level"] == "error"]
+    errors = [r for r in records if r["logger"] == "regflow.mail.composer" and r["level"] == "error"]
     assert len(errors) == 2
     assert all("failed for good at attempt 1 of 10 (permanent)" in r["message"] for r in errors)
 
@@ -134,7 +134,7 @@ def test_worker_once_reports_failures(queued: str) -> None:
     assert result.returncode == PARTIAL, result.stderr
     assert result.stdout == ("timers applied to 0 flow(s); 0 mail(s) delivered; "
                              "2 delivery attempt(s) failed (retried later)\n")
-    assert result.stderr.count(" WARNING regflow.mail: ") == 2
+    assert result.stderr.count(" WARNING regflow.mail.composer: ") == 2
 
 
 def test_sweep_nothing_failed_exits_zero(queued: str, tmp_path: Path) -> None:

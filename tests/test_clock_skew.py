@@ -31,9 +31,9 @@ from test_smtp import Inbox, SmtpServer
 
 from regflow.adapters.mailers import MemoryMailer
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.clock import SystemClock
-from regflow.mail_relay import LEASE, MailRelay
-from regflow.records import OutboxMail
+from regflow.ground.clock import SystemClock
+from regflow.ground.records import OutboxMail
+from regflow.mail.relay import LEASE, MailRelay
 
 AHEAD = 90.0  # seconds: the skew of the issue's report (80 mails received for 60)
 MAILS = 60
@@ -173,14 +173,14 @@ def test_a_lease_lapses_on_the_database_clock(stores: Callable[[], PeeweeStore])
 
 def test_a_skewed_process_clock_is_logged_once(stores: Callable[[], PeeweeStore],
                                                caplog: pytest.LogCaptureFixture) -> None:
-    """A relay whose clock is more than 5 s off the database's says so once (``regflow.clock``);
+    """A relay whose clock is more than 5 s off the database's says so once (``regflow.ground.clock``);
     one on time says nothing."""
-    caplog.set_level(logging.WARNING, logger="regflow.clock")
+    caplog.set_level(logging.WARNING, logger="regflow.ground.clock")
     store = stores()
     ids = enqueue(store, 3)
     assert MailRelay(store, MemoryMailer(), SystemClock()).deliver(ids[:1]) == 1
     assert MailRelay(store, MemoryMailer(), OffsetClock(AHEAD)).deliver(ids[1:]) == 2
-    records = [r.getMessage() for r in caplog.records if r.name == "regflow.clock"]
+    records = [r.getMessage() for r in caplog.records if r.name == "regflow.ground.clock"]
     assert len(records) == 1, records
     assert "s ahead of the database's" in records[0]
     assert float(records[0].split("clock is ")[1].split(" s ")[0]) == pytest.approx(AHEAD, abs=3)

@@ -20,7 +20,7 @@ from flows import PASSWORD, EngineFactory, details, register, to_details
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.ports import Transaction
+from regflow.ground.ports import Transaction
 
 
 class Watched:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from regflow import DefinitionError, FlowLibrary, Registry
-from regflow.definition import format_duration, parse_duration
-from regflow.loader import load
+from regflow.definitions.loader import load
+from regflow.definitions.model import format_duration, parse_duration
 from regflow.machines import builtin_library, builtin_registry
 
 DATA = Path(__file__).parent / "data"

@@ -24,7 +24,7 @@ from chromium import launched
 from test_diagrams import TOOLS, mermaid_errors, mermaid_parser, weird  # noqa: F401 - a fixture
 
 from regflow import FlowDefinition, FlowLibrary
-from regflow.diagram_mermaid import to_mermaid
+from regflow.diagrams.mermaid import to_mermaid
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
 
 ROOT = Path(__file__).resolve().parents[1]

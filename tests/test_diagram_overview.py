@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from test_diagrams import mermaid_errors, mermaid_parser  # noqa: F401 - mermaid_parser: a fixture
 
 from regflow.cli import main
-from regflow.diagram_overview import (
+from regflow.docgen.overview import (
     HandOver,
     hand_overs,
     overview,
@@ -233,7 +233,7 @@ def test_cli_lang_is_ja_or_en() -> None:
 @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
 def test_cli_flow_diagram_in_a_language(fmt: str, lang: str, title: str) -> None:
     """--lang is passed to the flow's diagram: its screens' titles are in that language."""
-    from regflow import diagrams
+    from regflow.diagrams import render as diagrams
 
     drawn = diagrams.to_mermaid if fmt == "mermaid" else diagrams.to_dot
     result = CliRunner().invoke(main, ["diagram", "sign_in", "--format", fmt, "--lang", lang])

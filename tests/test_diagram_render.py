@@ -35,8 +35,8 @@ if shutil.which("dot") is None:
 from playwright.sync_api import Page
 
 import regflow
-from regflow.definition import FlowDefinition
-from regflow.diagrams import to_svg
+from regflow.definitions.model import FlowDefinition
+from regflow.diagrams.render import to_svg
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
 from regflow.testing import load_registry
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from regflow import FlowDefinition, FlowLibrary, Registry
 from regflow.cli import main
-from regflow.diagrams import GraphvizMissing, to_dot, to_mermaid, to_svg
+from regflow.diagrams.render import GraphvizMissing, to_dot, to_mermaid, to_svg
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "mermaid"
@@ -286,7 +286,7 @@ def test_output_is_deterministic() -> None:
 
 def test_svg_without_graphviz_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """No dot on PATH: a RegflowError with message id graphviz_missing, also from the CLI."""
-    monkeypatch.setattr("regflow.diagrams.shutil.which", lambda name: None)
+    monkeypatch.setattr("regflow.diagrams.render.shutil.which", lambda name: None)
     with pytest.raises(GraphvizMissing, match=r"apt-get install graphviz") as info:
         to_svg(LIBRARY.latest("registration"))
     assert info.value.message_id == "graphviz_missing"

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from regflow.docsgen import MARKER, diagram_svg, generate, main, setting_comments, state_anchor
+from regflow.docgen.site import MARKER, diagram_svg, generate, main, setting_comments, state_anchor
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 GEN = DOCS / "gen"
-STALE = "docs/gen/ is stale: run `make docs` (or `python -m regflow.docsgen docs/gen`) and commit it"
+STALE = "docs/gen/ is stale: run `make docs` (or `python -m regflow.docgen docs/gen`) and commit it"
 CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
 
 
@@ -154,7 +154,7 @@ def test_stale_pages_of_ours_are_removed_and_others_kept(graphviz: None, tmp_pat
 
 
 def test_command_line(graphviz: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m regflow.docsgen OUT --mermaid FILE``; a missing bundle exits with 2."""
+    """``python -m regflow.docgen OUT --mermaid FILE``; a missing bundle exits with 2."""
     docs = tmp_path / "docs"
     bundle = tmp_path / "mermaid.min.js"
     bundle.write_text("window.mermaid = {};\n", encoding="utf-8")

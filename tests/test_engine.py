@@ -18,11 +18,11 @@ from regflow import Engine, ManualClock, Registry
 from regflow.adapters.mailers import MemoryMailer
 from regflow.adapters.memory import MemoryStore
 from regflow.bootstrap import make_hasher
-from regflow.catalog import Catalog, packaged
-from regflow.definition import RetryPolicy
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import RetryPolicy
+from regflow.ground.catalog import Catalog, packaged
 from regflow.machines import builtin_library
-from regflow.retrying import backoff
+from regflow.runtime.retrying import backoff
 
 PACKAGE = Path(regflow.__file__).parent
 EDGES = ("adapters", "frontends", "web", "cli")  # the outer ring: may import anything
@@ -186,7 +186,7 @@ def _message_ids() -> set[str]:
                 for branch in branches if isinstance(branches, list) else [branches]:
                     if isinstance(branch, dict) and "message" in branch:
                         ids.add(branch["message"])
-    source = (PACKAGE / "validation.py").read_text()
+    source = (PACKAGE / "definitions" / "validation.py").read_text()
     for node in ast.walk(ast.parse(source)):
         if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Invalid"
                 and isinstance(node.args[0], ast.Constant)):
@@ -269,6 +269,6 @@ def test_a_shown_time_is_never_earlier_than_its_instant(utc: str, shown: str) ->
     """``shown_minute`` (issue 12, point 3) rounds up to the minute in the zone."""
     from datetime import datetime
 
-    from regflow.clock import shown_minute
+    from regflow.ground.clock import shown_minute
 
     assert shown_minute(datetime.fromisoformat(utc), "Asia/Tokyo") == shown

@@ -40,10 +40,10 @@ from hypothesis.stateful import (
 )
 
 import regflow
-from regflow.records import Login
-from regflow.screens import Snapshot
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login
+from regflow.ground.screens import Snapshot
 from regflow.testing import check_invariants  # I1–I4 over the whole store
-from regflow.validation import email_key
 
 START = datetime(2026, 2, 1, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo: an hour before enforcement
 ENFORCEMENT = datetime(2026, 2, 1, 15, 0, tzinfo=UTC)

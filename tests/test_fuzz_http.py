@@ -39,8 +39,8 @@ from hypothesis import strategies as st
 from live_server import serving
 
 import regflow
-from regflow.limits import Limits, Rate
-from regflow.screens import Snapshot
+from regflow.ground.screens import Snapshot
+from regflow.runtime.limits import Limits, Rate
 from regflow.testing import check_invariants  # I1–I4 over the whole store
 from regflow.web import create_app
 

@@ -1,4 +1,4 @@
-"""Hand-overs (regflow.hand_over): what an action's ``ctx.hand_over`` may ask, and replays.
+"""Hand-overs (regflow.runtime.hand_over): what an action's ``ctx.hand_over`` may ask, and replays.
 
 The rules: a hand-over that hands on an event the new flow's first state does not take is
 refused whole (nothing of either flow is written); a replay of the step under its idempotency
@@ -14,9 +14,9 @@ from flows import PASSWORD, EngineFactory, register, submit_email
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.context import FlowContext
+from regflow.definitions.registry import Registry
 from regflow.machines import builtin_library
-from regflow.registry import Registry
+from regflow.runtime.context import FlowContext
 
 
 def _jumping_engine() -> regflow.Engine:

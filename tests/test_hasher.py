@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regflow.adapters.argon2_hasher import Argon2Hasher
-from regflow.ports import PasswordHasher
+from regflow.ground.ports import PasswordHasher
 
 
 @pytest.fixture(scope="module")

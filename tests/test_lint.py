@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from regflow import FlowDefinition, FlowLibrary, Registry
 from regflow.cli import main
-from regflow.definition import ActionDef, ScreenDef, TimerDef
-from regflow.lint import Fault, lint
+from regflow.definitions.lint import Fault, lint
+from regflow.definitions.model import ActionDef, ScreenDef, TimerDef
 from regflow.machines import BUILTIN_FLOWS, builtin_library
 
 DATA = Path(__file__).parent / "data"

@@ -13,8 +13,8 @@ import jinja2
 import pytest
 
 from regflow.adapters.mailers import MemoryMailer, OutboxDirMailer
-from regflow.clock import ManualClock
-from regflow.mail import MailComposer
+from regflow.ground.clock import ManualClock
+from regflow.mail.composer import MailComposer
 
 TO = "taro@example.jp"
 CODE = "11693810"

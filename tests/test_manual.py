@@ -26,7 +26,7 @@ from flows import PASSWORD, codes_in, details
 from live_server import serving
 
 import regflow
-from regflow.catalog import Catalog
+from regflow.ground.catalog import Catalog
 from regflow.web import create_app
 from regflow.web.pages import ADMIN_FLOWS
 

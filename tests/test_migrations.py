@@ -27,15 +27,15 @@ from pg import drop_schema, postgres_url
 
 import regflow
 import regflow.engine
-from regflow.definition import MigrationDef, TimerMigrationDef
-from regflow.exceptions import DefinitionError
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import MigrationDef, TimerMigrationDef
+from regflow.definitions.registry import Registry
+from regflow.ground.exceptions import DefinitionError
+from regflow.ground.ports import Transaction
+from regflow.ground.records import FlowRecord
+from regflow.ground.screens import Snapshot
 from regflow.machines import builtin_library, builtin_registry
-from regflow.migrations import Rearmed, migrate, rearm
-from regflow.ports import Transaction
-from regflow.records import FlowRecord
-from regflow.registry import Registry
-from regflow.screens import Snapshot
+from regflow.runtime.migrations import Rearmed, migrate, rearm
 from regflow.testing import Path as FlowPath
 from regflow.testing import (
     PathFailed,
@@ -391,7 +391,7 @@ import sys
 from datetime import datetime
 
 import regflow
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
 from regflow.machines import builtin_registry
 
 url, definition, at, action, *flow = sys.argv[1:]

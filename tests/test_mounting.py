@@ -28,9 +28,9 @@ from pg import drop_schema, postgres_url
 from test_pages import CONTRACT, EMAIL, PASSWORD, SEAT, SERVED, Browser, Reply, fill, form_of, press
 
 import regflow
-from regflow.context import new_id
-from regflow.records import Login
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login
+from regflow.runtime.context import new_id
 from regflow.web import create_app
 
 ROOT = Path(__file__).parent.parent

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from regflow.cli import main
-from regflow.definition import FlowDefinition
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.registry import Registry
 from regflow.machines import BUILTIN_FLOWS, builtin_registry
-from regflow.registry import Registry
 from regflow.testing import (
     ScenarioError,
     approval,

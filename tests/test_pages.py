@@ -32,10 +32,10 @@ from flows import DISPLAY_NAME, PASSWORD, TEL, codes_in, details
 from live_server import serving
 
 import regflow
+from regflow.ground.records import FlowRecord
+from regflow.ground.screens import Snapshot
 from regflow.machines import BUILTIN_FLOWS
-from regflow.presenter import present
-from regflow.records import FlowRecord
-from regflow.screens import Snapshot
+from regflow.runtime.presenter import present
 from regflow.web import create_app, wait_for_mail
 from regflow.web.forms import Link, Page, Texts, field_view, render, split_actions, split_messages
 
@@ -866,7 +866,7 @@ def test_a_limit_reached_is_flashed_on_the_flow_page(browser: Browser, engine: r
 def test_too_many_launches_from_one_client_answer_429(clock: regflow.ManualClock) -> None:
     """With a limit of 2 flows started per client in 10 minutes, the third launch is the 429
     page with Retry-After; so is an admin flow started past it."""
-    from regflow.limits import Limits, Rate
+    from regflow.runtime.limits import Limits, Rate
 
     engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", clock=clock,
                                      limits=Limits(starts=(Rate(2, 600),)))

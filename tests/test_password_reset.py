@@ -32,12 +32,12 @@ from flows import (
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-import regflow.codes
-from regflow import limits
-from regflow.exceptions import RateLimited
-from regflow.limits import Limits, Rate
-from regflow.screens import Snapshot
-from regflow.validation import email_key
+import regflow.rules.codes
+from regflow.definitions.validation import email_key
+from regflow.ground.exceptions import RateLimited
+from regflow.ground.screens import Snapshot
+from regflow.runtime import limits
+from regflow.runtime.limits import Limits, Rate
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -129,7 +129,7 @@ def known_codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         drawn.append(f"{next(numbers):08d}")
         return drawn[-1]
 
-    monkeypatch.setattr(regflow.codes, "random_code", next_code)
+    monkeypatch.setattr(regflow.rules.codes, "random_code", next_code)
     return drawn
 
 

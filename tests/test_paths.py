@@ -31,11 +31,11 @@ import pytest
 from click.testing import CliRunner
 
 import regflow
-from regflow import steps as engine_steps
 from regflow.cli import main
 from regflow.engine import Engine
+from regflow.ground.records import Login
 from regflow.machines import BUILTIN_FLOWS
-from regflow.records import Login
+from regflow.runtime import steps as engine_steps
 from regflow.testing import (
     InvariantViolation,
     PathFailed,

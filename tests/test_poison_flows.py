@@ -34,12 +34,12 @@ import regflow
 from regflow import Engine, FlowLibrary, ManualClock, Registry
 from regflow.adapters.mailers import MemoryMailer
 from regflow.adapters.memory import MemoryStore
-from regflow.audit import flow_ref
 from regflow.bootstrap import make_hasher
-from regflow.exceptions import StoreError
+from regflow.ground.exceptions import StoreError
+from regflow.ground.records import FlowRecord
 from regflow.machines import builtin_library
-from regflow.records import FlowRecord
-from regflow.sweeping import Sweeper, SweepReport, describe, wait_before_retry
+from regflow.runtime.audit import flow_ref
+from regflow.runtime.sweeping import Sweeper, SweepReport, describe, wait_before_retry
 from regflow.web.server import Relay
 
 MINUTE = timedelta(minutes=1)
@@ -53,10 +53,10 @@ NEXT_DEPLOY = """
 import sys, tomllib
 from datetime import timedelta
 from importlib import resources
-import regflow.clock, regflow.machines
+import regflow.ground.clock, regflow.machines
 shift = timedelta(seconds=float(sys.argv.pop(1)))
-real_now = regflow.clock.SystemClock.now
-regflow.clock.SystemClock.now = lambda self: real_now(self) + shift
+real_now = regflow.ground.clock.SystemClock.now
+regflow.ground.clock.SystemClock.now = lambda self: real_now(self) + shift
 builtin = regflow.machines.builtin_library
 def with_v2(registry=None):
     library = builtin(registry)

@@ -25,11 +25,11 @@ from flows import PASSWORD, details, last_code, message_ids, register, submit_em
 from pg import drop_schema, postgres_url
 
 import regflow
-from regflow.limits import Limits, Rate
-from regflow.records import Login
-from regflow.screens import Snapshot
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login
+from regflow.ground.screens import Snapshot
+from regflow.runtime.limits import Limits, Rate
 from regflow.testing import check_invariants  # I1–I4 over the whole store
-from regflow.validation import email_key
 
 RACERS = 12
 PROCESSES = 4  # on PostgreSQL, RACERS spread over this many processes

@@ -40,8 +40,8 @@ from security.live import Server, serving
 
 import regflow
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.exceptions import StoreError, TransientError
-from regflow.records import FlowRecord, Login
+from regflow.ground.exceptions import StoreError, TransientError
+from regflow.ground.records import FlowRecord, Login
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONTRACT: dict[str, Any] = {"customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,
@@ -708,7 +708,7 @@ def test_sqlite_reader_beside_a_writer_and_busy_writer(tmp_path: Path) -> None:
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[regflow.ports.Store]:
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[regflow.ground.ports.Store]:
     """A fresh store of each kind."""
     if request.param == "memory":
         yield regflow.Engine.from_url("memory://", mail="memory", hasher="fast").store
@@ -723,7 +723,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[regflo
             drop_schema(url)
 
 
-def test_read_transactions_on_every_store(any_store: regflow.ports.Store) -> None:
+def test_read_transactions_on_every_store(any_store: regflow.ground.ports.Store) -> None:
     """``transaction(write=False)`` reads what was committed, nests both ways, and rolls back
     with its block like any transaction."""
     with any_store.transaction() as tx:

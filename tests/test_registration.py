@@ -40,10 +40,10 @@ from flows import (
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-import regflow.codes
-from regflow.exceptions import RateLimited
-from regflow.limits import Limits, Rate
-from regflow.records import Login
+import regflow.rules.codes
+from regflow.ground.exceptions import RateLimited
+from regflow.ground.records import Login
+from regflow.runtime.limits import Limits, Rate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -137,7 +137,7 @@ class RecordingClock(regflow.SystemClock):
 def sequential_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Codes are issued as 10000001, 10000002, ... so no two flows can share one by chance."""
     numbers = itertools.count(10000001)
-    monkeypatch.setattr(regflow.codes, "random_code", lambda digits=8: f"{next(numbers):08d}")
+    monkeypatch.setattr(regflow.rules.codes, "random_code", lambda digits=8: f"{next(numbers):08d}")
 
 
 # ---- happy path ------------------------------------------------------------------------------
@@ -657,7 +657,7 @@ def test_existing_email_conceal_code_never_opens_details(
     """conceal: even the undisclosed code (here made known) must not lead to details."""
     engine = make_engine(settings={"registration": {"existing_email": "conceal"}})
     register(engine, "abcd8-01", TARO)
-    monkeypatch.setattr(regflow.codes, "random_code", lambda digits=8: "24681357")
+    monkeypatch.setattr(regflow.rules.codes, "random_code", lambda digits=8: "24681357")
     snap = submit_email(engine, TARO, account="abcd8-02")
     assert codes_in(_newest_mail(engine)) == []
     snap = engine.send(snap, "submit", {"code": "24681357"})

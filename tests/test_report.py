@@ -22,16 +22,16 @@ import pytest
 from pg import drop_schema, postgres_url
 
 import regflow
-from regflow import traffic
 from regflow.adapters.memory_report import nearest_rank
-from regflow.clock import ManualClock
-from regflow.reporting import (
+from regflow.ground.clock import ManualClock
+from regflow.reports import traffic
+from regflow.reports.funnel import (
     FlowReport,
     ReportRangeInvalid,
     ReportUnavailable,
     flow_report,
 )
-from regflow.traffic import TrafficScript, run_traffic
+from regflow.reports.traffic import TrafficScript, run_traffic
 
 DAY_A = datetime(2026, 1, 5, tzinfo=UTC)
 DAY_B = DAY_A + timedelta(days=1)
@@ -73,7 +73,7 @@ def drop_zero(counts: dict[str, int]) -> dict[str, int]:
 
 
 def expected(s: TrafficScript) -> dict[str, Any]:
-    """The figures of a script's day, written from its paths (see ``regflow.traffic``)."""
+    """The figures of a script's day, written from its paths (see ``regflow.reports.traffic``)."""
     n = s.count
     to_code = s.total - n("cancel_at_email")
     to_details = to_code - n("cancel_at_code", "code_expires")
@@ -279,8 +279,8 @@ def test_migration_3_fills_in_the_customers_of_existing_flows(tmp_path: Path) ->
 def test_an_admin_flow_belongs_to_the_admins_customer() -> None:
     """Flows started from a session (here require_two_factor, by the admin of 281099 that the
     script's contracts hold) are reported under the customer of that login."""
-    from regflow import sessions
-    from regflow.records import Session
+    from regflow.ground.records import Session
+    from regflow.runtime import sessions
 
     clock = ManualClock(DAY_A)
     engine = regflow.Engine.from_url("memory://", mail="memory", hasher="fast", clock=clock)

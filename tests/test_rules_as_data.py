@@ -15,11 +15,11 @@ from flows import details, field_errors, last_code, message_ids, register, to_de
 
 import regflow
 from regflow.cli import main
-from regflow.contracts import ContractError, ContractRules
-from regflow.exceptions import DefinitionError
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.validation import Invalid, check_password, normalize_customer_id, normalize_tel
+from regflow.ground.exceptions import DefinitionError
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
-from regflow.validation import Invalid, check_password, normalize_customer_id, normalize_tel
+from regflow.rules.contracts import ContractError, ContractRules
 
 # What the seed says (SPEC 2.1.4): 6 ASCII digits starting 28 after NFKC; phones compared by
 # their digits; passwords 8-256 code points, 3 of 4 classes, not on the common list.

@@ -27,7 +27,7 @@ import regflow
 from regflow.adapters import peewee_schema
 from regflow.adapters.peewee_schema import Migration
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.exceptions import SchemaMigrationFailed, SchemaNewer, SchemaOutdated, SchemaUnknown
+from regflow.ground.exceptions import SchemaMigrationFailed, SchemaNewer, SchemaOutdated, SchemaUnknown
 
 DATA = Path(__file__).parent / "data" / "schema"
 PASSWORD = "Kx7#mPq2wZ"  # alice's, as make_v1.py registered her

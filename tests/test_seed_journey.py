@@ -36,8 +36,8 @@ from freezegun.api import FrozenDateTimeFactory
 from test_registration import FlakyProvisioner
 
 import regflow
-from regflow.catalog import Catalog
-from regflow.screens import Snapshot
+from regflow.ground.catalog import Catalog
+from regflow.ground.screens import Snapshot
 
 TARO = "taro@example.jp"
 HANA = "hana@example.jp"

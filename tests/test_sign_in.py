@@ -38,11 +38,11 @@ from flows import (
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow import limits
 from regflow.adapters.argon2_hasher import Argon2Hasher
-from regflow.limits import Limits, Rate
-from regflow.screens import Snapshot
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.screens import Snapshot
+from regflow.runtime import limits
+from regflow.runtime.limits import Limits, Rate
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

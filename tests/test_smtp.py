@@ -34,8 +34,8 @@ from flows import codes_in, enqueue_mails, message_ids, submit_email
 import regflow
 from regflow.adapters.smtp import MailRejected, SmtpMailer, redact_url
 from regflow.bootstrap import open_mailer
-from regflow.mail_relay import MailRelay, parse, retry_ceiling
-from regflow.records import OutboxMail
+from regflow.ground.records import OutboxMail
+from regflow.mail.relay import MailRelay, parse, retry_ceiling
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TARO = "taro@example.jp"
@@ -202,8 +202,8 @@ def clock() -> regflow.ManualClock:
 
 @pytest.fixture
 def mail_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """The ``regflow.mail`` log, from INFO up."""
-    caplog.set_level(logging.INFO, logger="regflow.mail")
+    """The ``regflow.mail.composer`` log, from INFO up."""
+    caplog.set_level(logging.INFO, logger="regflow.mail.composer")
     return caplog
 
 
@@ -243,8 +243,8 @@ def row(engine: regflow.Engine, mail_id: str) -> OutboxMail:
 
 
 def logged(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    """The ``regflow.mail`` records at ``level``."""
-    return [r for r in caplog.records if r.name == "regflow.mail" and r.levelno == level]
+    """The ``regflow.mail.composer`` records at ``level``."""
+    return [r for r in caplog.records if r.name == "regflow.mail.composer" and r.levelno == level]
 
 
 def assert_private(records: list[logging.LogRecord], *secrets: str) -> None:

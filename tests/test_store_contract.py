@@ -18,9 +18,9 @@ from pg import drop_schema, postgres_url, schema_of
 
 from regflow.adapters.memory import MemoryStore
 from regflow.adapters.peewee_store import PeeweeStore
-from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError, TransientError
-from regflow.ports import Store, Transaction
-from regflow.records import (
+from regflow.ground.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError, TransientError
+from regflow.ground.ports import Store, Transaction
+from regflow.ground.records import (
     Code,
     Customer,
     Cutoffs,

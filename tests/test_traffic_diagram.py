@@ -1,4 +1,4 @@
-"""The traffic diagram (issue 17): scripted traffic (``regflow.traffic``) driven through a real
+"""The traffic diagram (issue 17): scripted traffic (``regflow.reports.traffic``) driven through a real
 engine, its report drawn on the flow's diagram — in DOT, SVG and Mermaid, by ``regflow diagram
 --traffic`` on an SQLite file, and on the admin's traffic page on memory and SQLite.
 
@@ -26,12 +26,12 @@ from live_server import serving
 
 import regflow
 from regflow.adapters.memory import MemoryStore
-from regflow.diagram_dot import to_dot
-from regflow.diagram_mermaid import mermaid_text, to_mermaid
-from regflow.diagram_traffic import traffic_dot, traffic_mermaid, traffic_svg
+from regflow.diagrams.dot import to_dot
+from regflow.diagrams.mermaid import mermaid_text, to_mermaid
+from regflow.diagrams.traffic import traffic_dot, traffic_mermaid, traffic_svg
 from regflow.machines import builtin_library
-from regflow.reporting import flow_report
-from regflow.traffic import PASSWORD, PHONE, TrafficScript, run_traffic
+from regflow.reports.funnel import flow_report
+from regflow.reports.traffic import PASSWORD, PHONE, TrafficScript, run_traffic
 from regflow.web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_svg_renders_through_graphviz(played: regflow.Engine) -> None:
     want = expected(SCRIPT, own=True)
     try:
         svg = traffic_svg(REGISTRATION, flow_report(played.store, REGISTRATION, customer=SCRIPT.customer))
-    except regflow.diagrams.GraphvizMissing:
+    except regflow.diagrams.render.GraphvizMissing:
         pytest.skip("Graphviz (dot) not installed: SVG not checked")
     root = ElementTree.fromstring(svg)
     texts = [" ".join((t.text or "").split()) for t in root.iter("{http://www.w3.org/2000/svg}text")]

@@ -40,7 +40,7 @@ from pg import drop_schema, postgres_url
 
 import regflow
 from regflow.cli import main
-from regflow.records import OutboxMail
+from regflow.ground.records import OutboxMail
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)

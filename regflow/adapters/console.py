@@ -6,7 +6,7 @@ import sys
 from email.message import EmailMessage
 from typing import TextIO
 
-from regflow.ports import Mailer
+from regflow.ground.ports import Mailer
 
 
 class ConsoleEchoMailer:

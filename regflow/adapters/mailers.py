@@ -12,9 +12,9 @@ from datetime import UTC
 from email.message import EmailMessage
 from pathlib import Path
 
-from regflow.clock import SystemClock
-from regflow.exceptions import TransientError
-from regflow.ports import Clock
+from regflow.ground.clock import SystemClock
+from regflow.ground.exceptions import TransientError
+from regflow.ground.ports import Clock
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+|\.{2,}")
 

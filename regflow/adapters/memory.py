@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from regflow import ports
 from regflow.adapters import memory_tables as tables
 from regflow.adapters.memory_data import MemoryData
 from regflow.adapters.memory_report import figures_of
-from regflow.records import Cutoffs, JournalFigures
+from regflow.ground import ports
+from regflow.ground.records import Cutoffs, JournalFigures
 
 
 class _Transaction:
@@ -99,7 +99,7 @@ class MemoryStore(MemoryData):
 
     def journal_figures(self, flow: str, *, since: datetime | None, until: datetime | None,
                         customer: str | None) -> JournalFigures:
-        """The journal aggregates of ``regflow.reporting`` (a walk over the journal: this store
+        """The journal aggregates of ``regflow.reports.funnel`` (a walk over the journal: this store
         is small), with the same rules as the SQL of the PeeweeStore."""
         with self._lock:
             rows = [

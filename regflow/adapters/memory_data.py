@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from regflow.exceptions import StoreError
-from regflow.records import (
+from regflow.ground.exceptions import StoreError
+from regflow.ground.records import (
     Code,
     Customer,
     FlowRecord,

@@ -1,12 +1,12 @@
 """The MemoryStore's journal figures for reports: the same aggregation as the SQL of
-``peewee_report`` (see ``regflow.reporting`` for what each figure means), in Python."""
+``peewee_report`` (see ``regflow.reports.funnel`` for what each figure means), in Python."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from regflow.records import JournalFigures, Visits
+from regflow.ground.records import JournalFigures, Visits
 
 _MICROSECOND = timedelta(microseconds=1)
 

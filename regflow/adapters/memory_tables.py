@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from regflow.adapters.memory_data import MemoryData
-from regflow.exceptions import ConstraintViolation, StoreError
-from regflow.records import (
+from regflow.ground.exceptions import ConstraintViolation, StoreError
+from regflow.ground.records import (
     Code,
     Customer,
     Cutoffs,

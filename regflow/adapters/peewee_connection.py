@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from regflow.adapters.peewee_errors import is_lost, translated
-from regflow.exceptions import RegflowError, StoreError, TransientError
+from regflow.ground.exceptions import RegflowError, StoreError, TransientError
 
 _T = TypeVar("_T")
 

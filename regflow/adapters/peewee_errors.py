@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import peewee as pw
 
-from regflow.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError, TransientError
+from regflow.ground.exceptions import ConcurrentUpdate, ConstraintViolation, StoreError, TransientError
 
 # PostgreSQL: the server is shutting down, crashed, or not yet accepting connections (class 57);
 # class 08 is "connection exception".

@@ -10,7 +10,7 @@ import peewee as pw
 
 from regflow.adapters.peewee_models import from_micros, record_of, values_of
 from regflow.adapters.peewee_tables import _guarded, _Table
-from regflow.records import LimitHit
+from regflow.ground.records import LimitHit
 
 
 class Limits(_Table):

@@ -18,7 +18,7 @@ import attrs
 import peewee as pw
 
 from regflow.adapters.peewee_errors import translated as translated  # the tables' import
-from regflow.records import FlowRecord
+from regflow.ground.records import FlowRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -235,7 +235,7 @@ def build_tables(db: pw.Database) -> Tables:
     class LimitHit(Base):
         id = pw.AutoField()
         kind = pw.TextField()
-        subject = pw.TextField()  # a keyed digest (regflow.limits), never an address or IP
+        subject = pw.TextField()  # a keyed digest (regflow.runtime.limits), never an address or IP
         client = pw.TextField()
         at = InstantField()
         until = InstantField(null=True)

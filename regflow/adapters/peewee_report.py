@@ -1,4 +1,4 @@
-"""The journal aggregates of ``regflow.reporting`` in SQL, the same statements on SQLite and
+"""The journal aggregates of ``regflow.reports.funnel`` in SQL, the same statements on SQLite and
 PostgreSQL (window functions; no ``percentile_cont``, whose interpolation is not nearest-rank).
 
 Every statement starts from the journal rows of the range, found by the ``journal_at`` index,
@@ -16,7 +16,7 @@ from typing import Any
 import peewee as pw
 
 from regflow.adapters.peewee_models import Tables, to_micros
-from regflow.records import JournalFigures, Visits
+from regflow.ground.records import JournalFigures, Visits
 
 # The rows of the range of one flow definition (and customer): {join} and {where} are filled
 # in below. Over a range, the flow's name and customer are read per row by primary key (scalar
@@ -85,7 +85,7 @@ def _range(db: pw.Database, flow: str, since: datetime | None, until: datetime |
 
 def journal_figures(db: pw.Database, tables: Tables, flow: str, *, since: datetime | None,
                     until: datetime | None, customer: str | None) -> JournalFigures:
-    """The figures of ``regflow.reporting`` for one flow definition, run in the current
+    """The figures of ``regflow.reports.funnel`` for one flow definition, run in the current
     transaction (a read-only one will do)."""
     del tables  # the statements name the tables by their SQL names
     head, params = _range(db, flow, since, until, customer)

@@ -1,7 +1,7 @@
 """Schema versions of the PeeweeStore: the version a database is at, and the ordered
 migrations that bring an older database up to the code's.
 
-(Not to be confused with ``regflow.migrations``, which moves *flows* between versions of a
+(Not to be confused with ``regflow.runtime.migrations``, which moves *flows* between versions of a
 flow definition.)
 
 The version is kept in ``regflow_meta`` under the key ``schema_version``. A database made by
@@ -53,7 +53,7 @@ from playhouse.migrate import SchemaMigrator
 
 from regflow.adapters.peewee_errors import translated
 from regflow.adapters.peewee_models import Tables
-from regflow.exceptions import (
+from regflow.ground.exceptions import (
     SchemaMigrationFailed,
     SchemaNewer,
     SchemaOutdated,
@@ -90,7 +90,7 @@ def _m3_flows_customer_id(migrator: SchemaMigrator, db: pw.Database, tables: Tab
     for reports of one customer (issue 17); filled in for the flows already there."""
     import json
 
-    from regflow.records import customer_of
+    from regflow.ground.records import customer_of
 
     migrator.migrate(migrator.add_column("flows", "customer_id", pw.TextField(null=True)))
     run: Any = db.execute_sql  # peewee is untyped

@@ -34,15 +34,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 import peewee as pw
 
-from regflow import ports
 from regflow.adapters import peewee_connection as connection
 from regflow.adapters import peewee_report, peewee_schema
 from regflow.adapters import peewee_tables as tables_
 from regflow.adapters.peewee_errors import translated
 from regflow.adapters.peewee_limits import Limits
 from regflow.adapters.peewee_models import Tables, build_tables
-from regflow.exceptions import StoreError
-from regflow.records import Cutoffs, JournalFigures
+from regflow.ground import ports
+from regflow.ground.exceptions import StoreError
+from regflow.ground.records import Cutoffs, JournalFigures
 
 _SQLITE_PRAGMAS = (
     ("busy_timeout", 10000),  # first, so the journal_mode switch below waits for locks too
@@ -328,7 +328,7 @@ class PeeweeStore:
 
     def journal_figures(self, flow: str, *, since: datetime | None, until: datetime | None,
                         customer: str | None) -> JournalFigures:
-        """The journal aggregates of ``regflow.reporting``, in SQL (``peewee_report``), in one
+        """The journal aggregates of ``regflow.reports.funnel``, in SQL (``peewee_report``), in one
         reading transaction."""
         with self.transaction(write=False), translated():
             return peewee_report.journal_figures(self._db, self._tables, flow, since=since,

@@ -29,8 +29,8 @@ from regflow.adapters.peewee_models import (
     translated,
     values_of,
 )
-from regflow.exceptions import StoreError
-from regflow.records import (
+from regflow.ground.exceptions import StoreError
+from regflow.ground.records import (
     Code,
     Customer,
     FlowRecord,

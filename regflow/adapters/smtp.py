@@ -21,9 +21,9 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from regflow.exceptions import RegflowError, TransientError
+from regflow.ground.exceptions import RegflowError, TransientError
 
-log = logging.getLogger("regflow.mail")
+log = logging.getLogger("regflow.mail.composer")
 
 SECURITY = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}

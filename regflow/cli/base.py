@@ -17,11 +17,10 @@ from typing import Any, TypeVar
 
 import click
 
-from regflow import logs
-from regflow.cli import errors
+from regflow.cli import errors, logs
 from regflow.cli.errors import CommandFailed
 from regflow.engine import Engine
-from regflow.exceptions import RegflowError
+from regflow.ground.exceptions import RegflowError
 
 DEFAULT_DB = "sqlite:///regflow.db"
 DEFAULT_MAIL = "outbox:outbox"

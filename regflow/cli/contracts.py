@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from regflow.cli.base import CommandFailed, _Group, engine_options, main, open_engine
-from regflow.contracts import (
+from regflow.definitions.validation import rule_setting_faults
+from regflow.rules.contracts import (
     ContractError,
     ContractRules,
     StoreContracts,
     check_contracts,
     read_contracts_csv,
 )
-from regflow.validation import rule_setting_faults
 
 
 @main.group(cls=_Group)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from regflow.catalog import Catalog
+from regflow.ground.catalog import Catalog
 
 FALLBACK_LANGUAGE = "en"
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")

@@ -11,8 +11,8 @@ import attrs
 import click
 
 from regflow.cli.base import CommandFailed
+from regflow.definitions.registry import Registry
 from regflow.machines import BUILTIN_FLOWS
-from regflow.registry import Registry
 from regflow.testing.engines import FlowSource, flow_source
 from regflow.testing.scenario import Scenario, builtin_scenario, load_registry, load_scenario
 

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import click
 
-from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.cli.base import CommandFailed, main
 from regflow.cli.traffic_diagram import traffic_data, traffic_options
-from regflow.definition import FlowDefinition
-from regflow.diagram_overview import overview_dot, overview_mermaid, overview_svg
-from regflow.diagrams import to_dot, to_mermaid, to_svg
-from regflow.exceptions import DefinitionError
-from regflow.library import FlowLibrary
-from regflow.lint import lint
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.lint import lint
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.registry import Registry
+from regflow.diagrams.render import to_dot, to_mermaid, to_svg
+from regflow.docgen.overview import overview_dot, overview_mermaid, overview_svg
+from regflow.ground.catalog import DEFAULT_LANGUAGE, LANGUAGES
+from regflow.ground.exceptions import DefinitionError
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
-from regflow.registry import Registry
 
 
 def load_file(path: Path, registry: Registry | None = None) -> FlowDefinition:

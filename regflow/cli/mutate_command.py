@@ -19,8 +19,8 @@ import click
 
 from regflow.cli.base import CommandFailed, main
 from regflow.cli.flow_options import flow_options, flow_under_test
-from regflow.exceptions import DefinitionError
-from regflow.loader import read_source
+from regflow.definitions.loader import read_source
+from regflow.ground.exceptions import DefinitionError
 from regflow.testing import approval, mutants, mutation
 from regflow.testing.scenario import ScenarioError
 

@@ -10,7 +10,7 @@ import click
 
 from regflow.cli.base import CommandFailed, main
 from regflow.cli.flow_options import flow_options, flow_under_test
-from regflow.exceptions import DefinitionError
+from regflow.ground.exceptions import DefinitionError
 from regflow.testing import approval
 from regflow.testing.engines import FlowSource
 from regflow.testing.paths import generate_paths

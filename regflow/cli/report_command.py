@@ -13,26 +13,23 @@ Usage::
 (``2026-01-05T09:00:00+09:00``; without an offset, UTC); the range is ``since <= at < until``.
 ``--customer`` limits the report to the flows of one customer (the command line is the
 operator's). ``--format text`` prints a table (``--lang ja|en`` for its labels), ``json`` the
-report's ``to_json()``, ``csv`` one row per figure with the columns ``CSV_COLUMNS``.
+report's ``to_json()``, ``csv`` one row per figure (``regflow.reports.formats``).
 A report holds counts and durations only: no flow id, no address, nothing a person typed.
-What each figure counts is defined in ``regflow.reporting``.
+What each figure counts is defined in ``regflow.reports.funnel``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import UTC, datetime
 
 import click
 
-from regflow.catalog import Catalog
 from regflow.cli import errors
 from regflow.cli.base import DEFAULT_DB, CommandFailed, engine_options, main, open_engine
-from regflow.reporting import FlowReport, flow_report
-
-CSV_COLUMNS = ("kind", "state", "event", "target", "key", "value")
+from regflow.ground.catalog import Catalog
+from regflow.reports.formats import as_csv, as_text
+from regflow.reports.funnel import flow_report
 
 
 def parse_instant(text: str, option: str) -> datetime:
@@ -43,70 +40,6 @@ def parse_instant(text: str, option: str) -> datetime:
         raise CommandFailed("report_range_invalid", Catalog(errors.language()).text(
             "report.error.instant", option=option, value=text)) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:g} s"
-
-
-def _pairs(values: dict[str, int]) -> str:
-    return ", ".join(f"{key} {n}" for key, n in values.items()) or "-"
-
-
-def as_text(report: FlowReport, lang: str) -> str:
-    """The report as a readable table, labelled in ``lang``."""
-    t = Catalog(lang).text
-    every = t("report.all")
-    shown = report.to_json()
-    lines = [
-        f"{report.flow}  {t('report.range')}: {shown['since'] or '…'} – {shown['until'] or '…'}  "
-        f"{t('report.customer')}: {report.customer or every}",
-        f"{t('report.started')}: {report.started}",
-        f"{t('report.finals')}: " + (", ".join(
-            f"{state} {n} ({report.conversion[state]:.1%})"
-            for state, n in report.finals.items() if n) or "-"),
-        "",
-    ]
-    header = (t("report.column.state"), t("report.column.entered"), t("report.column.left"),
-              t("report.column.stayed"), t("report.column.ended"), t("report.column.median"),
-              t("report.column.p90"))
-    rows = [header] + [
-        (s.state, str(s.entered), _pairs(s.left), _pairs(s.stayed), _pairs(s.ended),
-         _seconds(s.median_s), _seconds(s.p90_s))
-        for s in report.states
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-              for row in rows]
-    lines += ["", f"{t('report.messages')}: {_pairs(report.messages)}"]
-    return "\n".join(lines)
-
-
-def as_csv(report: FlowReport) -> str:
-    """One row per figure, columns ``CSV_COLUMNS`` (empty where a column does not apply)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerow(("started", "", "", "", "", report.started))
-    for state, n in report.finals.items():
-        writer.writerow(("final", state, "", "", "count", n))
-        writer.writerow(("final", state, "", "", "conversion", f"{report.conversion[state]:.6f}"))
-    for s in report.states:
-        writer.writerow(("entered", s.state, "", "", "", s.entered))
-        for event, n in s.left.items():
-            writer.writerow(("left", s.state, event, "", "", n))
-        for event, n in s.stayed.items():
-            writer.writerow(("stayed", s.state, event, "", "", n))
-        for status, n in s.ended.items():
-            writer.writerow(("ended", s.state, "", "", status, n))
-        for key, value in (("median_s", s.median_s), ("p90_s", s.p90_s)):
-            if value is not None:
-                writer.writerow(("time", s.state, "", "", key, f"{value:g}"))
-    for edge in report.edges:
-        writer.writerow(("edge", edge.source, edge.event, edge.target, "", edge.count))
-    for message_id, n in report.messages.items():
-        writer.writerow(("message", "", "", "", message_id, n))
-    return out.getvalue()
 
 
 @main.command("report")
@@ -147,9 +80,9 @@ def report(flow: str, db: str, mail: str, hasher: str, since: str | None, until:
 @click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="People on every path of the demo day, times N.")
 def traffic(db: str, day: str | None, scale: int) -> None:
-    """Fill a database with a scripted day of registrations (regflow.traffic.DEMO_DAY) driven
+    """Fill a database with a scripted day of registrations (regflow.reports.traffic.DEMO_DAY) driven
     through the engine on a moving clock, to try ``regflow report`` and the admin pages on."""
-    from regflow import traffic as scripted
+    from regflow.reports import traffic as scripted
 
     when = parse_instant(day, "--day") if day else scripted.DEMO_DAY.day
     try:

@@ -15,9 +15,9 @@ from regflow.adapters.smtp import redact_url
 from regflow.cli.base import CommandFailed, engine_options, main, open_engine, product_options
 from regflow.cli.terminal import DEMO_ACCOUNT, run_terminal_demo, seed_demo, sender_of
 from regflow.engine import Engine
-from regflow.exceptions import ConcurrentUpdate, RegflowError, StoreError, TransientError
-from regflow.retrying import Backoff
-from regflow.sweeping import SweepReport
+from regflow.ground.exceptions import ConcurrentUpdate, RegflowError, StoreError, TransientError
+from regflow.runtime.retrying import Backoff
+from regflow.runtime.sweeping import SweepReport
 
 PARTIAL = 3  # exit status of a pass that ran but set flows aside (docs/operations.md)
 DEMO_DB = "sqlite:///demo/regflow.db"

@@ -23,8 +23,8 @@ from regflow.cli.base import (
 )
 from regflow.engine import Engine
 from regflow.frontends.terminal import TerminalFrontEnd
-from regflow.records import Customer
-from regflow.screens import Snapshot
+from regflow.ground.records import Customer
+from regflow.ground.screens import Snapshot
 
 DEMO_CONTRACT: dict[str, Any] = {
     "customer_id": "281234", "phone": "03-1234-5678", "licenses": 3,

@@ -1,6 +1,6 @@
 """``regflow diagram FLOW --traffic``: the flow's diagram with the traffic its journal holds
 (issue 17): counts on the arrows, drop-off states marked, states nobody reached greyed
-(``regflow.diagram_traffic``).
+(``regflow.diagrams.traffic``).
 
 ``--since`` and ``--until`` (a date, ``2026-01-05``, or an instant, ``2026-01-05T08:30``; UTC
 unless an offset is given; read as ``regflow report`` reads them) bound the journal rows
@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import click
 
 from regflow.bootstrap import open_store
-from regflow.catalog import Catalog
 from regflow.cli import errors
 from regflow.cli.base import DEFAULT_DB, CommandFailed
 from regflow.cli.report_command import parse_instant
-from regflow.definition import FlowDefinition
-from regflow.diagram_traffic import traffic_dot, traffic_mermaid, traffic_svg
-from regflow.reporting import flow_report
+from regflow.definitions.model import FlowDefinition
+from regflow.diagrams.traffic import traffic_dot, traffic_mermaid, traffic_svg
+from regflow.ground.catalog import Catalog
+from regflow.reports.funnel import flow_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 TRAFFIC_KEYS = ("traffic", "since", "until", "customer", "db")

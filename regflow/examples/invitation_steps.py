@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from regflow import InvalidContext, Registry
-from regflow.context import FlowContext, new_id
-from regflow.records import Login
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login
+from regflow.runtime.context import FlowContext, new_id
 
 steps = Registry()
 

@@ -25,10 +25,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
 
-from regflow.catalog import Catalog, pick_language
-from regflow.clock import shown_minute
 from regflow.engine import Engine
-from regflow.exceptions import (
+from regflow.ground.catalog import Catalog, pick_language
+from regflow.ground.clock import shown_minute
+from regflow.ground.exceptions import (
     EventNotAllowed,
     FlowGone,
     FlowNotFound,
@@ -36,7 +36,7 @@ from regflow.exceptions import (
     RateLimited,
     RegflowError,
 )
-from regflow.screens import Action, Field, Message, Snapshot
+from regflow.ground.screens import Action, Field, Message, Snapshot
 
 Prompt = Callable[[str], str]
 

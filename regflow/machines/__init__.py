@@ -5,14 +5,14 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.registry import Registry
 from regflow.machines.admin import admin
 from regflow.machines.code_steps import code_steps
 from regflow.machines.common import common
 from regflow.machines.password_reset import password_reset
 from regflow.machines.registration import registration
 from regflow.machines.sign_in import sign_in
-from regflow.registry import Registry
 
 BUILTIN_FLOWS = (
     "registration", "sign_in", "password_reset",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from regflow import codes, limits
-from regflow.codes import CodeCheck
-from regflow.context import FlowContext
-from regflow.records import LimitHit
-from regflow.registry import Registry
-from regflow.validation import email_key
+from regflow.definitions.registry import Registry
+from regflow.definitions.validation import email_key
+from regflow.ground.records import LimitHit
+from regflow.rules import codes
+from regflow.rules.codes import CodeCheck
+from regflow.runtime import limits
+from regflow.runtime.context import FlowContext
 
 code_steps = Registry()
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from regflow.context import FlowContext
-from regflow.exceptions import InvalidContext
-from regflow.registry import Registry
-from regflow.validation import (
+from regflow.definitions.registry import Registry
+from regflow.definitions.validation import (
     RULE_SETTINGS,
     Invalid,
     check_password,
@@ -23,6 +21,8 @@ from regflow.validation import (
     normalize_email,
     normalize_tel,
 )
+from regflow.ground.exceptions import InvalidContext
+from regflow.runtime.context import FlowContext
 
 common = Registry()
 PASSWORD_DEFAULTS = {"min_length": 8, "max_length": 256, "classes": 3}  # the seed's policy
@@ -49,7 +49,7 @@ def require_known_account(ctx: FlowContext) -> None:
     if customer is None:
         raise InvalidContext(f"unknown account {ctx.data['account']!r}", key="account",
                              message_id="account_unknown")
-    ctx.data["_customer"] = customer.customer_id  # reports by customer (regflow.reporting)
+    ctx.data["_customer"] = customer.customer_id  # reports by customer (regflow.reports.funnel)
 
 
 def _address_shown(ctx: FlowContext) -> dict[str, str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from regflow.context import FlowContext
+from regflow.definitions.registry import Registry
+from regflow.ground.records import Login
 from regflow.machines.code_steps import address_key, issue_and_count
 from regflow.machines.sign_in import clear_sign_in_failures
-from regflow.records import Login
-from regflow.registry import Registry
+from regflow.runtime.context import FlowContext
 
 password_reset = Registry()
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from regflow.clock import shown_minute
-from regflow.context import FlowContext, new_id
+from regflow.definitions.registry import Registry
+from regflow.definitions.validation import same_phone, tel_digits  # noqa: F401 (tel_digits: tests' replica)
+from regflow.ground.clock import shown_minute
+from regflow.ground.records import Customer, Login
 from regflow.machines.code_steps import address_key, issue_and_count
 from regflow.machines.common import rule
-from regflow.records import Customer, Login
-from regflow.registry import Registry
-from regflow.validation import same_phone, tel_digits  # noqa: F401 (tel_digits: tests' replica)
+from regflow.runtime.context import FlowContext, new_id
 
 registration = Registry()
 

@@ -6,12 +6,12 @@ import hashlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from regflow import limits, sessions
-from regflow.clock import shown_minute
-from regflow.context import FlowContext
+from regflow.definitions.registry import Registry
+from regflow.ground.clock import shown_minute
+from regflow.ground.records import LimitHit, Login
 from regflow.machines.code_steps import address_key, issue_and_count
-from regflow.records import LimitHit, Login
-from regflow.registry import Registry
+from regflow.runtime import limits, sessions
+from regflow.runtime.context import FlowContext
 
 sign_in = Registry()
 _DUMMY_PASSWORD = "regflow-dummy-password"  # hashed once per engine for unknown addresses

@@ -104,7 +104,7 @@ def replay(path_id: str, flow: str, context: Mapping[str, Any], steps: list[Step
 def refusals(source: FlowSource, scenario: Scenario, **engine_options: Any) -> list[dict[str, Any]]:
     """What each of the scenario's ``refused_starts`` answers: the message id the start is
     refused with (``"started"`` when it is not refused)."""
-    from regflow.exceptions import RegflowError
+    from regflow.ground.exceptions import RegflowError
 
     found = []
     for entry in scenario.refused_starts:

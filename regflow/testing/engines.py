@@ -22,13 +22,13 @@ import attrs
 import cattrs
 
 from regflow.bootstrap import make_hasher, open_mailer, open_store
-from regflow.clock import ManualClock
-from regflow.context import Composer, FlowContext
-from regflow.definition import FlowDefinition
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.registry import Guard, Registry
 from regflow.engine import Engine
-from regflow.library import FlowLibrary
+from regflow.ground.clock import ManualClock
 from regflow.machines import BUILTIN_FLOWS, builtin_library, builtin_registry
-from regflow.registry import Guard, Registry
+from regflow.runtime.context import Composer, FlowContext
 from regflow.testing.world import ClockDriver, clock_driver
 
 

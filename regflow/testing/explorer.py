@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from itertools import combinations
 from typing import Any
 
-from regflow.definition import FlowDefinition
-from regflow.exceptions import RegflowError
+from regflow.definitions.model import FlowDefinition
+from regflow.ground.exceptions import RegflowError
 from regflow.testing.engines import FlowSource, engine_meta, exploring_engine
 from regflow.testing.model import OFFSETS, Step, expiry_label, expiry_states, items_of, timer_id
 from regflow.testing.moves import (

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from regflow import codes
-from regflow.context import FlowContext
+from regflow.definitions.validation import email_key
 from regflow.engine import Engine
-from regflow.ports import Transaction
-from regflow.records import Login
-from regflow.validation import email_key
+from regflow.ground.ports import Transaction
+from regflow.ground.records import Login
+from regflow.rules import codes
+from regflow.runtime.context import FlowContext
 
 
 class InvariantViolation(AssertionError):

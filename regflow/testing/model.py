@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from regflow.definition import FlowDefinition, TransitionDef
+from regflow.definitions.model import FlowDefinition, TransitionDef
 
 KINDS = ("transitions", "guard_outcomes", "timers")
 OFFSETS = {-1: "-1s", 0: "0s", 1: "+1s"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from regflow.exceptions import RegflowError
+from regflow.ground.exceptions import RegflowError
 from regflow.testing.model import Step, timer_id
 from regflow.testing.scenario import Witness
 

@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 import cattrs
 
-from regflow.definition import FlowDefinition, parse_duration
-from regflow.registry import Registry
+from regflow.definitions.model import FlowDefinition, parse_duration
+from regflow.definitions.registry import Registry
 from regflow.testing.engines import FlowSource
 from regflow.testing.model import OFFSETS, expiry_label, timer_id, transition_id
 from regflow.testing.scenario import Scenario

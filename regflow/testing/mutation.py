@@ -36,8 +36,8 @@ from typing import Any
 
 import attrs
 
-from regflow.definition import FlowDefinition
-from regflow.exceptions import DefinitionError
+from regflow.definitions.model import FlowDefinition
+from regflow.ground.exceptions import DefinitionError
 from regflow.testing import approval
 from regflow.testing.engines import FlowSource
 from regflow.testing.mutants import (

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from regflow import limits, sessions
-from regflow.context import derived_token
 from regflow.engine import Engine
-from regflow.screens import Snapshot, iso
+from regflow.ground.screens import Snapshot, iso
+from regflow.runtime import limits, sessions
+from regflow.runtime.context import derived_token
 from regflow.testing.engines import TEMPLATE_HEADER
 from regflow.testing.runner import Observation, Player
 

@@ -44,9 +44,9 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-from regflow.definition import FlowDefinition
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.registry import Registry
 from regflow.machines import BUILTIN_FLOWS
-from regflow.registry import Registry
 from regflow.testing.engines import flow_source
 from regflow.testing.explorer import Explorer
 from regflow.testing.moves import ExplorationError

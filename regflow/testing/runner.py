@@ -20,11 +20,12 @@ from typing import Any
 
 import attrs
 
-from regflow.definition import FlowDefinition
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.validation import email_key
 from regflow.engine import Engine
-from regflow.exceptions import EventNotAllowed, FlowGone, Forbidden
-from regflow.migrations import MIGRATE_EVENT, rearm
-from regflow.records import JournalEntry
+from regflow.ground.exceptions import EventNotAllowed, FlowGone, Forbidden
+from regflow.ground.records import JournalEntry
+from regflow.runtime.migrations import MIGRATE_EVENT, rearm
 from regflow.testing.engines import GuardCall, Recorder, engine_meta
 from regflow.testing.invariants import check_invariants
 from regflow.testing.model import (
@@ -46,7 +47,6 @@ from regflow.testing.world import (
     build_world,
     clock_driver,
 )
-from regflow.validation import email_key
 
 NO_BRANCH = ("invalid", "event_refused", "transient_error")  # journal outcomes of a user event
 REPLAYED: dict[str, set[str]] = {}  # flow -> ids of paths replayed successfully (for reports)

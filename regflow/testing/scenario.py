@@ -26,10 +26,10 @@ from typing import Any
 
 import attrs
 
-from regflow.definition import FlowDefinition
-from regflow.exceptions import DefinitionError, RegflowError
-from regflow.loader import read_source
-from regflow.registry import Registry
+from regflow.definitions.loader import read_source
+from regflow.definitions.model import FlowDefinition
+from regflow.definitions.registry import Registry
+from regflow.ground.exceptions import DefinitionError, RegflowError
 from regflow.testing.model import Step, guards_at, items_of
 from regflow.testing.world import op_faults
 

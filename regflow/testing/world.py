@@ -13,14 +13,14 @@ from typing import Any, Protocol
 
 import attrs
 
-from regflow import limits, sessions
-from regflow.clock import ManualClock
-from regflow.context import new_id
-from regflow.contracts import ContractRules, check_contract
+from regflow.definitions.validation import email_key
 from regflow.engine import Engine
-from regflow.ports import Transaction
-from regflow.records import LimitHit, Login, Session
-from regflow.validation import email_key
+from regflow.ground.clock import ManualClock
+from regflow.ground.ports import Transaction
+from regflow.ground.records import LimitHit, Login, Session
+from regflow.rules.contracts import ContractRules, check_contract
+from regflow.runtime import limits, sessions
+from regflow.runtime.context import new_id
 
 DEFAULT_PASSWORD = "Kx7#mPq2wZ"  # meets the password policy; the password of world logins
 DAY = timedelta(days=1)

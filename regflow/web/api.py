@@ -29,9 +29,9 @@ from typing import Any, NoReturn
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 
-from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES, Catalog, pick_language
 from regflow.engine import Engine
-from regflow.exceptions import (
+from regflow.ground.catalog import DEFAULT_LANGUAGE, LANGUAGES, Catalog, pick_language
+from regflow.ground.exceptions import (
     ConcurrentUpdate,
     EventNotAllowed,
     FlowGone,
@@ -47,7 +47,7 @@ from regflow.exceptions import (
     TransientError,
     VersionUnavailable,
 )
-from regflow.screens import Snapshot
+from regflow.ground.screens import Snapshot
 from regflow.web.openapi import FLOW_TOKEN_HEADER, IDEMPOTENCY_KEY_PATTERN, openapi_document
 from regflow.web.shared import engine_of
 

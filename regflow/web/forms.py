@@ -19,9 +19,9 @@ import attrs
 import jinja2
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from regflow.catalog import Catalog
-from regflow.clock import shown_minute
-from regflow.screens import Action, Field, Message, Snapshot
+from regflow.ground.catalog import Catalog
+from regflow.ground.clock import shown_minute
+from regflow.ground.screens import Action, Field, Message, Snapshot
 
 SESSION_COOKIE = "regflow_session"  # the default; an app's own is ``sign_in_cookie()``
 MAX_REFRESH = 60  # seconds: a waiting page looks again at least this often

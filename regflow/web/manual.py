@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from regflow.exceptions import Forbidden, NotSignedIn
+from regflow.ground.exceptions import Forbidden, NotSignedIn
 from regflow.web.forms import Texts, render
 from regflow.web.manual_content import Manual, build_manual, data_uri, screenshot
 from regflow.web.pages import (

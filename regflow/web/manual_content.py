@@ -22,9 +22,9 @@ from importlib.resources.abc import Traversable
 import attrs
 from markupsafe import Markup, escape
 
-from regflow.catalog import Catalog
-from regflow.definition import FlowDefinition, StateDef, TransitionDef
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import FlowDefinition, StateDef, TransitionDef
+from regflow.ground.catalog import Catalog
 from regflow.web.forms import Texts
 
 FOLDER = "data/manual"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from regflow.definition import FlowDefinition, StateDef
-from regflow.library import FlowLibrary
+from regflow.definitions.library import FlowLibrary
+from regflow.definitions.model import FlowDefinition, StateDef
 from regflow.web.openapi_parts import (
     CONTEXT_VALUE,
     EXAMPLE_CONTEXT,

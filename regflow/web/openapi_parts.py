@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from regflow.catalog import LANGUAGES
-from regflow.definition import FIELD_TYPES, FINAL_STATUSES
+from regflow.definitions.model import FIELD_TYPES, FINAL_STATUSES
+from regflow.ground.catalog import LANGUAGES
 
 STATUSES = ("active", *FINAL_STATUSES)
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"  # visible ASCII: what survives every HTTP stack

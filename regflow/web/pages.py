@@ -35,9 +35,9 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from regflow.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.engine import Engine
-from regflow.exceptions import (
+from regflow.ground.catalog import DEFAULT_LANGUAGE, LANGUAGES
+from regflow.ground.exceptions import (
     ConcurrentUpdate,
     EventNotAllowed,
     FlowGone,
@@ -52,7 +52,7 @@ from regflow.exceptions import (
     TransientError,
     VersionUnavailable,
 )
-from regflow.screens import Snapshot
+from regflow.ground.screens import Snapshot
 from regflow.web.forms import (
     SESSION_COOKIE,
     Link,

@@ -13,8 +13,8 @@ import threading
 from waitress import serve as waitress_serve
 
 from regflow.engine import Engine
-from regflow.exceptions import ConcurrentUpdate, StoreError, TransientError
-from regflow.retrying import Backoff
+from regflow.ground.exceptions import ConcurrentUpdate, StoreError, TransientError
+from regflow.runtime.retrying import Backoff
 from regflow.web import create_app, wait_for_mail
 
 log = logging.getLogger("regflow.web")

@@ -4,7 +4,7 @@ in アカウント管理.
 ``GET /admin/traffic`` lists every flow with how many of the customer's flows started, ended
 well and dropped off in the period; ``GET /admin/traffic/<flow>`` shows one flow's report (per
 state: entered, moved on, stayed, ended or dropped off, time spent) and its diagram with the
-traffic drawn on it (``regflow.diagram_traffic``; the Mermaid text when Graphviz is missing).
+traffic drawn on it (``regflow.diagrams.traffic``; the Mermaid text when Graphviz is missing).
 
 The customer is always the admin's own: an admin cannot ask for another's (a ``customer``
 parameter naming another answers 403), and an operator, who sees every customer, uses
@@ -24,13 +24,13 @@ from flask import Blueprint, request
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from regflow import sessions
-from regflow.definition import FlowDefinition
-from regflow.diagram_traffic import DROP_OFF, duration, traffic_mermaid, traffic_svg
-from regflow.diagrams import GraphvizFailed
-from regflow.exceptions import Forbidden, NotSignedIn
+from regflow.definitions.model import FlowDefinition
+from regflow.diagrams.render import GraphvizFailed
+from regflow.diagrams.traffic import DROP_OFF, duration, traffic_mermaid, traffic_svg
+from regflow.ground.exceptions import Forbidden, NotSignedIn
 from regflow.machines import BUILTIN_FLOWS
-from regflow.reporting import FlowReport, flow_report
+from regflow.reports.funnel import FlowReport, flow_report
+from regflow.runtime import sessions
 from regflow.web.forms import Texts, render
 from regflow.web.pages import (
     SECURITY_HEADERS,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flows import PASSWORD, details, last_code
 
 import regflow
-from regflow.screens import Snapshot
+from regflow.ground.screens import Snapshot
 
 if TYPE_CHECKING:  # playwright is imported by the browser fixtures only (skipped without it)
     from playwright.sync_api import Locator, Page

@@ -44,7 +44,7 @@ from guide import (
 )
 
 import regflow
-from regflow.records import Login
+from regflow.ground.records import Login
 
 if TYPE_CHECKING:
     from conftest import EngineMaker, Site

@@ -30,9 +30,9 @@ import attrs
 from pg import drop_schema, postgres_url
 
 import regflow
-from regflow.context import new_id
-from regflow.records import Login
-from regflow.validation import email_key
+from regflow.definitions.validation import email_key
+from regflow.ground.records import Login
+from regflow.runtime.context import new_id
 
 SECRET = secrets.token_urlsafe(32)
 PASSWORD = "Kx7#mPq2wZ"

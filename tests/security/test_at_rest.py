@@ -122,7 +122,7 @@ def test_logs_name_flows_by_ref_not_by_id(make_engine: EngineFactory,
     flow id itself: a log shipped elsewhere names no flow to the API."""
     import logging
 
-    from regflow.audit import flow_ref
+    from regflow.runtime.audit import flow_ref
 
     engine = make_engine()
     with caplog.at_level(logging.DEBUG, logger="regflow"):

@@ -16,7 +16,7 @@ import hmac
 
 from live import PASSWORD, Client, Server, seed_login
 
-from regflow.context import new_id
+from regflow.runtime.context import new_id
 
 ALICE = "alice@example.jp"
 BOB = "bob@example.jp"

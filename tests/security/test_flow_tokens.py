@@ -11,7 +11,7 @@ from flows import PASSWORD, EngineFactory, register
 from freezegun.api import FrozenDateTimeFactory
 
 import regflow
-from regflow.limits import Limits, Rate
+from regflow.runtime.limits import Limits, Rate
 
 TARO, HANAKO = "taro@example.jp", "hanako@example.jp"
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)

@@ -24,7 +24,7 @@ from flows import EngineFactory
 from live import Server, free_port, seed_login, serving
 
 import regflow
-from regflow.limits import Limits
+from regflow.runtime.limits import Limits
 
 KNOWN = "taro@example.jp"
 UNKNOWN = "nobody@example.jp"
@@ -59,7 +59,7 @@ def recording(engine: regflow.Engine) -> Iterator[list[str]]:
     """Every store call, password check and mail composition the engine makes inside the block,
     with mail delivery deferred as the web front end defers it (after the answer)."""
     calls: list[str] = []
-    # The real hasher behind the engine's (which hashes between transactions, regflow.slow_work)
+    # The real hasher behind the engine's (which hashes between transactions, regflow.runtime.slow_work)
     store, composer, hasher = engine.store, engine.services.composer, engine.services.hasher.real  # type: ignore[attr-defined]
     original_tx, original_compose, original_verify = store.transaction, composer.compose, hasher.verify
 

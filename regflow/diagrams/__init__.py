@@ -1,0 +1,1 @@
+"""Drawing flows: the layout model, DOT/SVG, Mermaid, text, the overview, traffic."""

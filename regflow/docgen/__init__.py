@@ -1,0 +1,2 @@
+"""The generated documentation: flow pages, the API reference, setting notes (`python -m
+regflow.docgen DIR`)."""

@@ -1,0 +1,1 @@
+"""Mail: the composer (templates to messages) and the relay (outbox to mailer)."""

@@ -1,0 +1,1 @@
+"""Reading the journal back: funnel and drop-off reports, scripted traffic."""

@@ -1,0 +1,1 @@
+"""The rules the built-in flows share: codes, what people type (validation)."""
