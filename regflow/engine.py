@@ -289,7 +289,7 @@ class Engine:
         return self.store.purge(self.retention.cutoffs(self.clock.now(), self.services.limits))
 
     def admin_logins(self, session: str) -> list[dict[str, Any]]:
-        """The logins of the admin's customer (SPEC 2.4 list), or ``regflow.Forbidden``; see
+        """The logins of the admin's customer, or ``regflow.Forbidden``; see
         ``sessions.customer_logins``."""
         now = self.clock.now()
         with self._transaction(write=False) as tx:

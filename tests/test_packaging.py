@@ -48,11 +48,14 @@ class Installed:
     def python(self) -> Path:
         return self.venv / "bin" / "python"
 
-    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, cwd: Path | None = None,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """A program of the venv (``regflow``, ``pytest``) or its python (``-c ...``)."""
         program = self.venv / "bin" / str(args[0]) if args[0] != "python" else self.python
         env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTEST_ADDOPTS")}
+               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTEST_ADDOPTS")
+               and not k.startswith("REGFLOW_")}
+        env.update(extra_env or {})
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         return subprocess.run([str(program), *map(str, args[1:])], cwd=cwd or self.work, env=env,
                               capture_output=True, text=True, timeout=300, check=False)
@@ -232,3 +235,33 @@ def test_a_frozen_clock_of_ones_own_wins(installed: Installed, tmp_path: Path) -
     done = installed.run("pytest", "-q", "-p", "no:cacheprovider", "test_own.py", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_the_command_line_from_the_wheel(installed: Installed, tmp_path: Path) -> None:
+    """The other bullets of the issue, with the wheel: the store from ``REGFLOW_DB`` (nothing
+    appears in the working folder), ``regflow migrate`` creating a stamped schema, a bad option
+    as one line in the language asked, and a customer number of one's own pattern."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    db = tmp_path / "from-env.db"
+    done = installed.run("regflow", "migrate", cwd=folder, extra_env={"REGFLOW_DB": f"sqlite:///{db}"})
+    assert done.returncode == 0, done.stderr
+    assert "created the tables at schema version" in done.stdout
+    assert db.exists()
+    assert list(folder.iterdir()) == []
+
+    bad = installed.run("regflow", "sweep", "--lang", "ja", "--bogus", cwd=folder)
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    [line] = bad.stderr.splitlines()
+    assert line.startswith("regflow: usage: ")
+    assert line == "regflow: usage: オプション --bogus はありません"  # Japanese, as asked
+
+    own = installed.run("python", "-c", (
+        "import regflow\n"
+        "e = regflow.Engine.from_url('memory://', hasher='fast',"
+        " settings={'registration': {'customer_id_pattern': '[0-9]{6}'}})\n"
+        "e.contracts.add(customer_id='999999', phone='0312345678', licenses=1, accounts=['a1'])\n"
+        "print(e.contracts.find('999999').customer_id)"), cwd=folder)
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.strip() == "999999"

@@ -25,7 +25,6 @@ from flows import logins_of
 from live_server import serving
 
 import regflow
-from regflow.adapters.memory import MemoryStore
 from regflow.diagrams.dot import to_dot
 from regflow.diagrams.mermaid import mermaid_text, to_mermaid
 from regflow.diagrams.traffic import traffic_dot, traffic_mermaid, traffic_svg
@@ -397,12 +396,11 @@ def test_only_the_admin_of_the_customer(site: tuple[regflow.Engine, FlaskClient]
     assert get(client, "/admin/traffic/no_such_flow").status_code == 404
 
 
+@pytest.mark.parametrize("site", ["memory"], indirect=True)  # one store is enough for the browser
 def test_the_page_in_chromium(site: tuple[regflow.Engine, FlaskClient]) -> None:
     """The registration's traffic page in chromium: the diagram is shown whole in the card; a
     screenshot for the docs (docs/screenshots/admin-traffic.png)."""
     engine, _ = site
-    if not isinstance(engine.store, MemoryStore):
-        pytest.skip("one store is enough for the browser")
     login = next(f for f in logins_of(engine, SCRIPT.customer) if f.role == "admin")
     token = session_of(engine, login, f"s{SCRIPT.customer}-01")
     with launched() as browser, serving(create_app(engine)) as url:

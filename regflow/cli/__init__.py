@@ -1,4 +1,4 @@
-"""The ``regflow`` command line (SPEC 4.3)."""
+"""The ``regflow`` command line."""
 
 from regflow.cli import contracts, lint_commands, service, terminal
 from regflow.cli import migrate_command as migrate_command

@@ -71,7 +71,8 @@ REGISTRY_OPTION = click.option(
 @click.option("--overview", is_flag=True,
               help="Draw every built-in flow and the hand-overs between them instead of FLOW.")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
-              show_default=True, help="Mermaid, Graphviz DOT, or SVG (needs Graphviz).")
+              show_default=True, envvar="REGFLOW_DIAGRAM_FORMAT",
+              help="Mermaid, Graphviz DOT, or SVG (needs Graphviz).")
 @click.option("--lang", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True,
               envvar="REGFLOW_LANG", help="The language of the screens' titles and of errors.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),

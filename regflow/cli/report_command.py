@@ -49,7 +49,8 @@ def parse_instant(text: str, option: str) -> datetime:
 @click.option("--until", metavar="DATE", help="Before this date or instant (UTC unless given).")
 @click.option("--customer", metavar="ID", help="Only the flows of this customer.")
 @click.option("--format", "form", type=click.Choice(["text", "json", "csv"]), default="text",
-              show_default=True, help="A table, the report as JSON, or one CSV row per figure.")
+              show_default=True, envvar="REGFLOW_REPORT_FORMAT",
+              help="A table, the report as JSON, or one CSV row per figure.")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default="en", show_default=True,
               envvar="REGFLOW_LANG", help="Language of the table's labels and of errors.")
 def report(flow: str, db: str, mail: str, hasher: str, since: str | None, until: str | None,

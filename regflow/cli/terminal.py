@@ -96,7 +96,7 @@ def terminal(engine: Engine, flow: str, *, lang: str, db: str, mail: str, hasher
             ("--mail-from", mail_from, None, "REGFLOW_MAIL_FROM")):
         if value is not None and value != default and value != (os.environ.get(env) or None):
             resume += [option, value]
-    resume.append("--flow-token={token}")  # the flow's secret: resuming needs it (SPEC 4.1)
+    resume.append("--flow-token={token}")  # the flow's secret: resuming needs it
     return _CommandFrontEnd(
         engine, lang=lang, input_fn=_prompt(hidden=False), secret_fn=_prompt(hidden=True),
         output=sys.stdout, poll=poll,

@@ -38,7 +38,7 @@ def traffic_options(command: F) -> F:
         click.option("--until", metavar="DATE", help="With --traffic: count rows before DATE (UTC)."),
         click.option("--customer", metavar="ID", help="With --traffic: only this customer's flows."),
         click.option("--db", default=DEFAULT_DB, show_default=True, metavar="URL",
-                     help="With --traffic: the store whose journal is counted."),
+                     envvar="REGFLOW_DB", help="With --traffic: the store whose journal is counted."),
     )):
         command = option(command)
     return command

@@ -119,7 +119,7 @@ class StateDef:
 
 @attrs.frozen
 class RetryPolicy:
-    """How adapter calls that raise TransientError are retried (SPEC 2.1 defaults)."""
+    """How adapter calls that raise TransientError are retried (defaults: the built-in flows')."""
 
     attempts: int = 3
     initial: float = 0.2

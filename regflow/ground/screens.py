@@ -121,7 +121,7 @@ class Snapshot:
     session: str | None = None
     continue_with: dict[str, str] | None = None
     lang: str = "ja"
-    flow_token: str | None = None  # only in answers to the client holding it (SPEC 4.1)
+    flow_token: str | None = None  # only in answers to the client holding it
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,4 @@
-"""Guards and actions of the registration flow (SPEC 2.1 steps 2–5)."""
+"""Guards and actions of the registration flow."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def reveals_existing_email(ctx: FlowContext) -> bool:
 
 @registration.action
 def sign_in_with_password(ctx: FlowContext) -> None:
-    """The address is registered: sign in with it and the password typed here (SPEC 2.1.2, the
+    """The address is registered: sign in with it and the password typed here (the
     guide's password screen), in a sign-in flow of the same seat that takes the credentials at
     once; a login registered before and never linked is linked there (its link prompt)."""
     address = str(ctx.data["email"])

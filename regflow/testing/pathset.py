@@ -115,7 +115,7 @@ class PathSet:
         return len(self.paths)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of ``regflow paths`` (SPEC 4.3), with the uncovered items and the scenario."""
+        """The JSON of ``regflow paths``, with the uncovered items and the scenario."""
         declared = self.coverage.unreachable
         return {
             "flow": self.flow, "version": self.version,

@@ -1,4 +1,4 @@
-"""The web front end: the JSON API of SPEC 4.1 and the HTML pages of SPEC 4.2, on Flask.
+"""The web front end: the JSON API and the HTML pages, on Flask.
 
 ``create_app(engine)`` returns a Flask application that a user can run as it is or mount
 inside an existing WSGI or ASGI application under any prefix (``docs/web.md``, "Mounting"):

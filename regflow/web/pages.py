@@ -76,7 +76,7 @@ from regflow.web.shared import SIGN_IN_COOKIE, engine_of
 
 pages = Blueprint("pages", __name__)
 
-LAUNCH_FLOW = "sign_in"  # what the ASP application's launch opens (SPEC 4.2)
+LAUNCH_FLOW = "sign_in"  # what the ASP application's launch opens
 ADMIN_FLOWS = {  # flow → whether it acts on a target login chosen in the list
     "unlink_login": True, "delete_login": True, "transfer_admin": True, "unlock_login": True,
     "require_two_factor": False, "set_two_factor": False,
