@@ -243,7 +243,28 @@ def _scaling(results: dict[str, Any]) -> str:
                    f"({_f(sc.get('cpu_ceiling_per_s'))} reg/s) on {results['machine'].get('nproc')} "
                    "cores. Where the ratio stays well under the ceiling, the processes waited on "
                    "something other than this machine's CPU (other processes' share of it, commits, "
-                   "the clients).\n")
+                   "locks, the clients).\n")
+        inv = sc.get("invariants", {})
+        if sc.get("bound"):
+            first = next(iter(sc["processes"].values()))
+            cpu = first.get("cpu_ms_per_registration", {}).get("servers")
+            used = (f" With 1 process, `regflow serve` and the worker used "
+                    f"{cpu * first['registrations_per_s'] / 1000:.2f} of a core between them: a "
+                    "Python process runs one thread at a time, so one process never uses more "
+                    "than one core, however many threads it has; more processes are how it uses "
+                    "more." if cpu else "")
+            out.append(f"**What bounds it**: {sc['bound']}. The database's waits are sampled "
+                       "from `pg_stat_activity` every 20 ms during each run "
+                       f"(`database_waits` in the JSON).{used}\n")
+        if "clients_counted" in inv:
+            out.append(f"Each registration's start was counted for a client of its own "
+                       f"({inv['clients_counted']} clients for {inv['registrations']} "
+                       "registrations), the address its `X-Forwarded-For` named. Until "
+                       "`regflow serve --trusted-proxies` passed that header through waitress "
+                       "(which removes it unless told otherwise), every request counted as the "
+                       "proxy's, so every start and event of every process waited on that one "
+                       "client's limit lock (`pg_advisory_xact_lock`, held to the commit): more "
+                       "processes did not add a single registration per second.\n")
     out.append(
         "**On several machines.** Nothing of a flow lives in a process: every request loads the "
         "flow from the database and writes it back in one transaction with a version check, so "

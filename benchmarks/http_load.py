@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,47 @@ class Outbox:
                 found = True
             if not found:
                 time.sleep(0.002)
+
+
+class DatabaseWaits:
+    """What the servers' PostgreSQL connections (``application_name``) do while a load runs,
+    sampled from ``pg_stat_activity`` every 20 ms by a thread of its own: on average how many
+    run a statement, and how many of those wait on a lock (advisory, row, transaction id)."""
+
+    def __init__(self, application: str) -> None:
+        self.application = application
+        self.samples = 0
+        self.active = 0
+        self.locked = 0
+        self.events: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-waits", daemon=True)
+
+    def __enter__(self) -> DatabaseWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with fixtures.postgres_connection() as conn:
+            while not self._stop.wait(0.02):
+                rows = conn.execute("SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                                    "WHERE application_name = %s", (self.application,)).fetchall()
+                self.samples += 1
+                for state, kind, event in rows:
+                    self.active += state == "active"
+                    if kind == "Lock":
+                        self.locked += 1
+                        self.events[str(event)] += 1
+
+    def summary(self) -> dict[str, Any]:
+        per = max(1, self.samples)
+        return {"samples": self.samples, "statements_running": round(self.active / per, 2),
+                "waiting_on_locks": round(self.locked / per, 2),
+                "lock_waits_by_kind": {k: round(v / per, 2) for k, v in self.events.most_common()}}
 
 
 class _Client:
@@ -297,18 +339,22 @@ def regflow_run(url: str, *, servers: int, hasher: str, seconds: float, seats: r
     """``servers`` ``regflow serve`` processes and one ``regflow worker`` on ``url``; one load
     run on ``seats`` (the first ``servers`` of them warm the servers up). With ``solo``, a run
     of one client alone for that many seconds first, on the last 100 seats (``found["solo"]``)."""
+    application = f"regflow-bench-{tag}"  # names the servers' connections in pg_stat_activity
+    served = f"{url}{'&' if '?' in url else '?'}application_name={application}"
     with fixtures.scratch_dir() as folder:
         outbox = folder / "outbox"
         outbox.mkdir()
         ports = [free_port() for _ in range(servers)]
-        commands = [serve_command(url, port, hasher, outbox) for port in ports]
-        commands.append(worker_command(url, hasher, outbox))
+        commands = [serve_command(served, port, hasher, outbox) for port in ports]
+        commands.append(worker_command(served, hasher, outbox))
         with processes(commands, ports) as started, Outbox(outbox) as reader:
             _warm(ports, reader, seats[:servers], tag)
             alone = drive(ports, seconds=solo, seats=seats[-100:], tag=f"{tag}s", outbox=reader,
                           server_pids=[p.pid for p in started], clients=1) if solo else None
-            found = drive(ports, seconds=seconds, seats=seats[servers:-100 if solo else None],
-                          tag=tag, outbox=reader, server_pids=[p.pid for p in started])
+            with DatabaseWaits(application) as waits:
+                found = drive(ports, seconds=seconds, seats=seats[servers:-100 if solo else None],
+                              tag=tag, outbox=reader, server_pids=[p.pid for p in started])
+    found["database_waits"] = waits.summary()
     found["servers"] = servers
     found["warm_up_registrations"] = servers + (alone["registrations"] if alone else 0)
     if alone is not None:

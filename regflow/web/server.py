@@ -70,11 +70,18 @@ class Relay:
 
 def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, relay: bool = True,
           relay_interval: float = 5.0, threads: int = 8, trusted_proxies: int = 0) -> None:
-    """Serve the HTML pages and the JSON API until interrupted."""
+    """Serve the HTML pages and the JSON API until interrupted.
+
+    With ``trusted_proxies``, the app's ``ProxyFix`` believes that many proxies' ``X-Forwarded-*``
+    headers. waitress would remove those headers before the app sees them (it trusts no proxy
+    of its own by default), and every client behind the proxies would then count as the proxy:
+    one per-client limit for all of them, and their requests waiting on one lock. So waitress
+    is told to leave them to the app then."""
     app = create_app(engine, trusted_proxies=trusted_proxies)
     worker = Relay(engine, relay_interval).start() if relay else None
     try:
-        waitress_serve(app, host=host, port=port, threads=threads, ident="regflow")
+        waitress_serve(app, host=host, port=port, threads=threads, ident="regflow",
+                       clear_untrusted_proxy_headers=not trusted_proxies)
     finally:
         wait_for_mail(app, timeout=10)  # the mail of answers already sent (else the relay's)
         if worker is not None:
