@@ -30,6 +30,7 @@ from benchmarks.docs_page import PAGE, page
 from benchmarks.growth import growth
 from benchmarks.harness import machine
 from benchmarks.http_bench import http, scaling
+from benchmarks.journal_report import journal_report
 from benchmarks.mutation import mutation
 from benchmarks.oracle import oracle_gap
 from benchmarks.registration import registration
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "oracle_gap": oracle_gap,
     "mutation": mutation,
     "contention": contention,
+    "journal_report": journal_report,
     "http": http,
     "scaling": scaling,
 }
@@ -62,10 +64,11 @@ class Config:
     import_runs: int = 11
     mutation_sample: int = 1  # judge every n-th mutant of each flow
     scaling_processes: tuple[int, ...] = (1, 2, 4)  # regflow serve processes per scaling run
+    journal_rows: int = 1_000_000  # journal rows generated for the report timing
 
 
 QUICK = Config(rounds=3, seconds=0.2, growth_big=10_000, import_runs=3, mutation_sample=5,
-               scaling_processes=(1, 2))
+               scaling_processes=(1, 2), journal_rows=30_000)
 
 
 def main(argv: list[str] | None = None) -> int:

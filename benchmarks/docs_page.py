@@ -305,6 +305,15 @@ the reader alone on the same file first, as its floor. Every process counts the 
 reached it. The target (worst `get` ≤ 250 ms, no error) bounds what a person waiting on a
 page may see.
 
+## journal_report
+
+`regflow report registration` (``flow_report``) over a generated journal of a million rows
+(`benchmarks/journal_report.py`: registrations spread over 30 days and 9 paths, bulk-loaded
+into a fresh SQLite file and a fresh PostgreSQL schema): the whole journal, then one day
+(a thirtieth of the rows). A report reads the rows of its range by the `journal_at` index and
+each row's flow by its key, so one day costs about a thirtieth of the whole; the query plan is
+in the JSON. Each report's `started` is checked against the generator's count.
+
 ## oracle_gap
 
 Does the time of an answer tell a registered address from another? The password reset's

@@ -153,6 +153,22 @@ def table(results: dict[str, Any]) -> str:
                 f"writers' worst {_n(loaded['registrar']['worst_ms'])} / "
                 f"{_n(loaded['guesser']['worst_ms'])} ms; errors {entry['errors_reaching_callers']}",
                 "", "", f"≤ {TARGET_WORST_GET_MS:g} ms", "met" if entry["met"] else "NOT MET"))
+    jr = results.get("journal_report")
+    if jr is not None:
+        if (p := _problem(jr)) is not None:
+            rows.append(("journal_report", p, "", "", "", ""))
+        generated = jr.get("generated", {})
+        for store in ("sqlite", "postgresql"):
+            entry = jr.get(store)
+            if not isinstance(entry, dict) or "day_s" not in entry:
+                continue
+            rows.append((
+                f"journal_report ({store}) one day / whole journal",
+                f"{entry['day_s'] * 1000:,.0f} / {entry['whole_s'] * 1000:,.0f} ms",
+                f"{_n(generated.get('rows', 0))} rows, {_n(generated.get('flows', 0))} flows, "
+                f"{round(1 / entry['day_rows_share'])} days; CPU (this process) "
+                f"{entry['day_cpu_s'] * 1000:,.0f} / {entry['whole_cpu_s'] * 1000:,.0f} ms",
+                "", "", "", ""))
     og = results.get("oracle_gap")
     if og is not None:
         if (p := _problem(og)) is not None:
