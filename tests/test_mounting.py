@@ -9,10 +9,6 @@ import asyncio
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask, session
-from live_server import serving
+from live_server import serve_process, serving
 from pg import drop_schema, postgres_url
 from test_pages import CONTRACT, EMAIL, PASSWORD, SEAT, SERVED, Browser, Reply, fill, form_of, press
 
@@ -247,39 +243,13 @@ def test_the_docs_asgi_example_mounts_the_pages_under_the_prefix() -> None:
 # ---- several `regflow serve` processes on one database ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve(db: str, folder: Path) -> Iterator[str]:
     """``regflow serve`` on ``db`` (no REGFLOW_SECRET: the store's shared secret); its base URL."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "REGFLOW_SECRET"}
-    command = str(Path(sys.executable).parent / "regflow")
-    process = subprocess.Popen(
-        [command, "serve", "--db", db, "--mail", f"outbox:{folder / 'outbox'}", "--hasher", "fast",
-         "--host", "127.0.0.1", "--port", str(port), "--no-relay"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"regflow serve exited with {process.returncode}"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "regflow serve did not start"
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serve_process("--db", db, "--mail", f"outbox:{folder / 'outbox'}", "--hasher", "fast",
+                       "--no-relay", env=env) as (base, _):
+        yield base
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

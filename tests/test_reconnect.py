@@ -306,7 +306,7 @@ def test_unreachable_server_is_transient() -> None:
     """A PostgreSQL server that does not answer (down, restarting): TransientError, caused by
     the driver's error; a store error only once it is clear no retry helps."""
     pytest.importorskip("psycopg")
-    from security.live import free_port
+    from live_server import free_port
 
     store = PeeweeStore.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
     with pytest.raises(TransientError) as caught, store.transaction():
@@ -320,7 +320,7 @@ def test_pages_and_api_answer_503_while_the_database_is_away() -> None:
     """With no server to reach, a page and an API call answer 503 with ``Retry-After`` (the
     page in the visitor's language), not 500."""
     pytest.importorskip("psycopg")
-    from security.live import free_port
+    from live_server import free_port
 
     from regflow.web import create_app
 
@@ -529,7 +529,7 @@ def test_worker_once_still_fails_when_the_database_is_away(tmp_path: Path) -> No
     """``regflow worker --once`` against a server that does not answer ends with status 2 and
     the transient error's one line (it is not left waiting)."""
     pytest.importorskip("psycopg")
-    from security.live import free_port
+    from live_server import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
     done = subprocess.run(

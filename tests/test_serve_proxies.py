@@ -9,18 +9,14 @@ client never goes through waitress, which removes these headers unless told not 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from live_server import serve_process
 from test_pages import CONTRACT, SEAT
 
 import regflow
@@ -30,39 +26,12 @@ ADDRESSES = ("203.0.113.9", "198.51.100.7")  # what the proxy appends: the clien
 SPOOFED = "192.0.2.66"  # what a client wrote into the header itself: never believed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve(db: str, folder: Path, trusted: int) -> Iterator[str]:
     """``regflow serve --trusted-proxies trusted`` on ``db``; its base URL."""
-    port = _free_port()
-    command = str(Path(sys.executable).parent / "regflow")
-    process = subprocess.Popen(
-        [command, "serve", "--db", db, "--mail", f"outbox:{folder / 'outbox'}", "--hasher", "fast",
-         "--port", str(port), "--no-relay", "--trusted-proxies", str(trusted)],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"regflow serve exited with {process.returncode}"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "regflow serve did not start"
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with serve_process("--db", db, "--mail", f"outbox:{folder / 'outbox'}", "--hasher", "fast",
+                       "--no-relay", "--trusted-proxies", str(trusted)) as (base, _):
+        yield base
 
 
 def _start(base: str, address: str) -> tuple[int, str | None]:

@@ -13,10 +13,8 @@ import json
 import os
 import re
 import secrets
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+from live_server import serve_process
 from pg import drop_schema, postgres_url
 
 import regflow
@@ -171,27 +170,6 @@ class Server:
         return regflow.Engine.from_url(self.db, mail="memory", hasher="fast", secret=SECRET)
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    host, _, port = base.removeprefix("http://").partition(":")
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"regflow serve exited with {process.returncode}")
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("regflow serve did not start within 30 s")
-
-
 def seed_login(engine: regflow.Engine, address: str, *, account: str | None = None,
                two_factor: bool = False, role: str = "member") -> Login:
     """A ready login of the demo customer (as a registration 10 minutes ago would leave it)."""
@@ -206,11 +184,6 @@ def seed_login(engine: regflow.Engine, address: str, *, account: str | None = No
     return login
 
 
-def regflow_command() -> str:
-    """The ``regflow`` console script of the running interpreter's environment."""
-    return str(Path(sys.executable).parent / "regflow")
-
-
 @contextmanager
 def serving(kind: str, folder: Path, mail: str | None = None) -> Iterator[Server]:
     """``regflow serve`` on a fresh store of the kind ("sqlite" or "postgresql"), the demo
@@ -220,21 +193,10 @@ def serving(kind: str, folder: Path, mail: str | None = None) -> Iterator[Server
     seeding = regflow.Engine.from_url(db, mail="memory", hasher="fast", secret=SECRET)
     seeding.contracts.add(**CONTRACT)
     seeding.store.close()
-    port = free_port()
-    env = {**os.environ, "REGFLOW_SECRET": SECRET}
-    process = subprocess.Popen(
-        [regflow_command(), "serve", "--db", db, "--mail", mail or f"outbox:{outbox}",
-         "--hasher", "fast", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(base, process)
-        yield Server(base=base, db=db, outbox=outbox, process=process)
+        with serve_process("--db", db, "--mail", mail or f"outbox:{outbox}", "--hasher", "fast",
+                           env={**os.environ, "REGFLOW_SECRET": SECRET}) as (base, process):
+            yield Server(base=base, db=db, outbox=outbox, process=process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
         if kind == "postgresql":
             drop_schema(db)

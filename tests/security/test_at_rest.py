@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flows import EngineFactory, register
 from freezegun.api import FrozenDateTimeFactory
-from live import regflow_command
+from live_server import regflow_command
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the fixtures' frozen start
 SECOND, MINUTE, DAY = timedelta(seconds=1), timedelta(minutes=1), timedelta(days=1)

@@ -21,7 +21,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from flows import EngineFactory
-from live import Server, free_port, seed_login, serving
+from live import Server, seed_login, serving
+from live_server import free_port
 
 import regflow
 from regflow.runtime.limits import Limits
