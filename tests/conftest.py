@@ -10,6 +10,7 @@ from typing import Any
 
 import peewee  # noqa: F401 - loaded (with its C driver, psycopg) before any test freezes time
 import pytest
+from chromium import launched
 from flows import EngineFactory
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -82,3 +83,11 @@ def make_engine(store_kind: str, tmp_path: Path,
 def engine(make_engine: EngineFactory) -> regflow.Engine:
     """An engine with the demo contract 281234 (3 licenses, seats abcd8-01..03)."""
     return make_engine()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One chromium for the test module (each test gets its own context or tab), or a one-line
+    skip without it or without Playwright."""
+    with launched() as browser:
+        yield browser

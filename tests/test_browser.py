@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import launched, unavailable
+from chromium import unavailable
 
 if (_why := unavailable()) is not None:
     pytest.skip(_why, allow_module_level=True)
@@ -51,13 +51,6 @@ APPS: dict[int, Any] = {}  # id(engine) → the app serving it (to wait for its 
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """One chromium for the module (a context per test keeps them apart)."""
-    with launched() as browser:
-        yield browser
 
 
 @pytest.fixture

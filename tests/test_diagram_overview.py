@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import launched
 from click.testing import CliRunner
 from test_diagrams import mermaid_errors, mermaid_parser  # noqa: F401 - mermaid_parser: a fixture
 
@@ -125,13 +123,6 @@ def test_mermaid_parses_in_mermaid(mermaid_parser: list[str], lang: str) -> None
     assert mermaid_errors(mermaid_parser, text) == ""
     assert text.count(" -->|") == len({(h.source, h.target) for h in overview(lang).hand_overs})
     assert "f_sign_in -->|" in text
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Chromium driven by Playwright, or a one-line skip."""
-    with launched() as browser:
-        yield browser
 
 
 MEASURE = """() => {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import launched, unavailable
+from chromium import unavailable
 
 if (_why := unavailable()) is not None:
     pytest.skip(_why, allow_module_level=True)
@@ -37,13 +37,6 @@ EMAIL = "sample@aaa.com"
 PROVISIONING = 600
 EXAMPLE = Path(__file__).parent.parent / "regflow" / "examples" / "spa.html"
 APPS: dict[int, Flask] = {}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """One chromium for the module (a context per test keeps them apart)."""
-    with launched() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import launched
 from flask.testing import FlaskClient
 from flows import PASSWORD, codes_in, details
 from live_server import serving
@@ -326,13 +325,6 @@ def test_only_the_manual_s_pictures_are_served(client: FlaskClient, engine: regf
 # ---- in chromium ---------------------------------------------------------------------------------
 
 
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """One chromium for the module; the browser tests skip without it or without Playwright."""
-    with launched() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
-from chromium import launched
 from guide import CONTRACT, PRODUCT, SENDER, START
 from live_server import serving
 
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
 EngineMaker = Callable[..., regflow.Engine]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """One chromium for the test module (each tab gets its own context)."""
-    with launched() as browser:
-        yield browser
 
 
 @pytest.fixture
