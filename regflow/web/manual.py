@@ -15,20 +15,10 @@ from urllib.parse import quote
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from regflow.ground.exceptions import Forbidden, NotSignedIn
+from regflow.web.answers import _admin_login, _engine, _html, _lang, _message, _page, _security_headers
 from regflow.web.forms import Texts, render
 from regflow.web.manual_content import Manual, build_manual, data_uri, screenshot
-from regflow.web.pages import (
-    ADMIN_FLOWS,
-    SECURITY_HEADERS,
-    _engine,
-    _html,
-    _lang,
-    _message,
-    _page,
-    _sign_in_link,
-    _signed_in,
-)
+from regflow.web.pages import ADMIN_FLOWS
 
 manual = Blueprint("manual", __name__)
 
@@ -79,23 +69,13 @@ def screenshots(name: str) -> Response:
     return Response(png, mimetype="image/png")
 
 
-@manual.after_request
-def _security_headers(response: Response) -> Response:
-    """The pages' headers (Content-Security-Policy included): this is one of them."""
-    response.headers.update(SECURITY_HEADERS)
-    return response
+manual.after_request(_security_headers)  # the pages' headers: this is one of them
 
 
 def _refusal(texts: Texts) -> Response | None:
     """The answer of アカウント管理 to anyone but the customer's admin; None for the admin."""
-    try:
-        _engine().admin_logins(_signed_in() or "")
-    except NotSignedIn:
-        return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
-                        links=[_sign_in_link(texts)])
-    except Forbidden:
-        return _message(texts, 403, "error.forbidden_title", "error.forbidden_text", viewer="member")
-    return None
+    admin = _admin_login(texts)
+    return admin if isinstance(admin, Response) else None
 
 
 def _build(texts: Texts) -> Manual:

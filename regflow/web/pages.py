@@ -14,29 +14,18 @@ own. A page started in one browser is "not found" in any other. The CSRF token i
 whenever a sign-in session begins or ends.
 
 Mounted under a prefix, every link, form action and redirect starts with it (``url_for`` or
-``request.script_root``), and every cookie's Path is within it.
+``request.script_root``), and every cookie's Path is within it. What every page's answer is built
+from (the page chrome, messages, links onwards, the security headers) is in
+``regflow.web.answers``, shared with the manual and the traffic pages.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from urllib.parse import urlencode
 
-from flask import (
-    Blueprint,
-    current_app,
-    flash,
-    get_flashed_messages,
-    redirect,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from regflow.engine import Engine
-from regflow.ground.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from regflow.ground.exceptions import (
     ConcurrentUpdate,
     EventNotAllowed,
@@ -53,10 +42,23 @@ from regflow.ground.exceptions import (
     VersionUnavailable,
 )
 from regflow.ground.screens import Snapshot
+from regflow.web.answers import (
+    _engine,
+    _html,
+    _lang,
+    _message,
+    _not_admin,
+    _not_found,
+    _onwards,
+    _page,
+    _security_headers,
+    _sign_in_link,
+    _signed_in,
+    _too_many,
+    _viewer,
+    sign_in_cookie,
+)
 from regflow.web.forms import (
-    SESSION_COOKIE,
-    Link,
-    Page,
     Texts,
     admin_row,
     clean_account,
@@ -72,7 +74,6 @@ from regflow.web.forms import (
     split_actions,
     split_messages,
 )
-from regflow.web.shared import SIGN_IN_COOKIE, engine_of
 
 pages = Blueprint("pages", __name__)
 
@@ -84,14 +85,6 @@ ADMIN_FLOWS = {  # flow → whether it acts on a target login chosen in the list
 FLOW_COOKIE = "regflow_flow"
 FLOW_COOKIE_MAX_AGE = 4 * 3600  # seconds; renewed by every action (flows expire after 60 min idle)
 ADMIN_TRAIL = 20
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
 
 # ---- pages ---------------------------------------------------------------------------------------
 
@@ -168,12 +161,8 @@ def admin() -> Response:
     texts = Texts(_lang())
     try:
         logins = _engine().admin_logins(_signed_in() or "")
-    except NotSignedIn:
-        return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
-                        links=[_sign_in_link(texts)])
-    except Forbidden:
-        return _message(texts, 403, "error.forbidden_title", "error.forbidden_text",
-                        viewer="member")
+    except Forbidden as exc:
+        return _not_admin(texts, exc)
     zone = _engine().services.timezone
     rows = [admin_row(number, login, texts, zone) for number, login in enumerate(logins, start=1)]
     return _html(render("admin.html.j2", page=_page(texts, viewer="admin"), rows=rows))
@@ -223,51 +212,15 @@ def sign_out() -> Response:
     return response
 
 
-@pages.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    return response
+pages.after_request(_security_headers)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def _engine() -> Engine:
-    return engine_of(current_app)
-
-
-def sign_in_cookie() -> str:
-    """The name of this app's sign-in cookie (``create_app(session_cookie=...)``)."""
-    return str(current_app.config.get(SIGN_IN_COOKIE, SESSION_COOKIE))
-
-
-def _signed_in() -> str | None:
-    """The sign-in session token this browser sent, if any."""
-    return request.cookies.get(sign_in_cookie()) or None
-
-
 def _root_path() -> str:
     """The Path of the cookies every page gets: the mount's prefix, ``/`` at the root."""
     return request.script_root or "/"
-
-
-def _lang() -> str:
-    """``?lang=`` (remembered), else the remembered one, else Accept-Language, else Japanese."""
-    asked = request.args.get("lang")
-    if asked in LANGUAGES:
-        session["lang"] = asked
-        return str(asked)
-    kept = session.get("lang")
-    if kept in LANGUAGES:
-        return str(kept)
-    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
-
-
-def _csrf() -> str:
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = session["csrf"] = secrets.token_urlsafe(32)
-    return token
 
 
 def _new_csrf() -> None:
@@ -300,35 +253,6 @@ def _csrf_ok() -> bool:
     return same_token(expected if isinstance(expected, str) else None, request.form.get("csrf_token"))
 
 
-def _viewer() -> str | None:
-    """Who the session cookie signs in: ``"admin"``, ``"member"`` or nobody."""
-    token = _signed_in()
-    if not token:
-        return None
-    try:
-        _engine().admin_logins(token)
-    except NotSignedIn:
-        return None
-    except Forbidden:
-        return "member"
-    return "admin"
-
-
-def _page(texts: Texts, *, viewer: str | None = None, refresh: int | None = None) -> Page:
-    other = "en" if texts.lang == "ja" else "ja"
-    args = {**request.args.to_dict(), "lang": other} if request.method == "GET" else {"lang": other}
-    path = request.script_root + (request.path if request.method == "GET" else "/")
-    flashes = tuple((str(item[0]), texts(str(item[1])))
-                    for item in get_flashed_messages(with_categories=True) if isinstance(item, tuple))
-    return Page(texts=texts, product=_engine().services.product, lang_url=f"{path}?{urlencode(args)}",
-                csrf=_csrf(), root=request.script_root, viewer=viewer, flashes=flashes,
-                refresh=refresh)
-
-
-def _html(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/html")
-
-
 def _see(flow_id: str) -> Response:
     """303 See Other to a flow's page."""
     return redirect(url_for("pages.flow", flow_id=flow_id), 303)
@@ -356,48 +280,9 @@ def _screen(snapshot: Snapshot, texts: Texts) -> Response:
     return _html(body, 410 if snapshot.status == "expired" else 200)
 
 
-def _onwards(snapshot: Snapshot, texts: Texts, viewer: str | None) -> list[Link]:
-    """Where an ended flow leads: the flow it handed over to, back to the admin page or to sign-in."""
-    links = []
-    if snapshot.continue_with:
-        links.append(Link(url_for("pages.flow", flow_id=str(snapshot.continue_with["id"])),
-                          texts("screen.continue")))
-    if snapshot.id in session.get("admin_flows", []):
-        return [*links, Link(url_for("pages.admin"), texts("screen.back_to_admin"))]
-    if snapshot.status != "completed":
-        links.append(Link(_sign_in_link(texts).href, texts("screen.restart")))
-    elif viewer is None:
-        links.append(_sign_in_link(texts))
-    if viewer == "admin":
-        links.append(Link(url_for("pages.admin"), texts("admin_link")))
-    return links
-
-
-def _sign_in_link(texts: Texts) -> Link:
-    """The launch of the seat this browser was opened for (the start page when unknown)."""
-    seat = session.get("seat")
-    href = url_for("pages.home", account=seat) if isinstance(seat, str) else url_for("pages.home")
-    return Link(href, texts("screen.to_sign_in"))
-
-
 def _start_page(texts: Texts, account: str, error: str | None, status: int = 200) -> Response:
     body = render("start.html.j2", page=_page(texts, viewer=_viewer()), account=account, error=error)
     return _html(body, status)
-
-
-def _message(texts: Texts, status: int, title: str, text: str, *, links: Sequence[Link] = (),
-             viewer: str | None = None) -> Response:
-    body = render("message.html.j2", page=_page(texts, viewer=viewer), title=texts(title),
-                  text=texts(text), alert=status >= 400, links=list(links))
-    return _html(body, status)
-
-
-def _too_many(texts: Texts, exc: RateLimited, *, viewer: str | None = None) -> Response:
-    """429: a limit across flows (flows started from this client) was reached."""
-    response = _message(texts, 429, "error.rate_limited_title", "flash.rate_limited",
-                        links=[_sign_in_link(texts)], viewer=viewer)
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 @pages.app_errorhandler(TransientError)
@@ -412,11 +297,6 @@ def _unavailable(exc: RegflowError) -> Response:
                         links=[_sign_in_link(texts)])
     response.headers["Retry-After"] = "1"
     return response
-
-
-def _not_found(texts: Texts) -> Response:
-    return _message(texts, 404, "error.not_found_title", "error.not_found_text",
-                    links=[_sign_in_link(texts)])
 
 
 def _refusal_key(exc: Exception) -> str:

@@ -27,21 +27,10 @@ from werkzeug.wrappers import Response
 from regflow.definitions.model import FlowDefinition
 from regflow.diagrams.render import GraphvizFailed
 from regflow.diagrams.traffic import DROP_OFF, duration, traffic_mermaid, traffic_svg
-from regflow.ground.exceptions import Forbidden, NotSignedIn
 from regflow.machines import BUILTIN_FLOWS
 from regflow.reports.funnel import FlowReport, flow_report
-from regflow.runtime import sessions
+from regflow.web.answers import _admin_login, _engine, _html, _lang, _message, _page, _security_headers
 from regflow.web.forms import Texts, render
-from regflow.web.pages import (
-    SECURITY_HEADERS,
-    _engine,
-    _html,
-    _lang,
-    _message,
-    _page,
-    _sign_in_link,
-    sign_in_cookie,
-)
 
 __all__ = ["DEFAULT_DAYS", "traffic"]
 
@@ -87,27 +76,16 @@ def flow(flow: str) -> Response:
                         mermaid=mermaid, duration=duration))
 
 
-@traffic.after_request
-def _security_headers(response: Response) -> Response:
-    """The pages' headers (Content-Security-Policy included)."""
-    response.headers.update(SECURITY_HEADERS)
-    return response
+traffic.after_request(_security_headers)  # the pages' headers (Content-Security-Policy included)
 
 
 # ---- who, which flows, when ----------------------------------------------------------------------
 
 def _customer(texts: Texts) -> str | Response:
     """The signed-in admin's customer; the refusal for anyone else (or for another customer)."""
-    engine = _engine()
-    token = request.cookies.get(sign_in_cookie()) or ""
-    try:
-        with engine.store.transaction(write=False) as tx:
-            admin = sessions.require(tx, token, engine.clock.now(), admin=True)
-    except NotSignedIn:
-        return _message(texts, 401, "error.unauthorized_title", "error.unauthorized_text",
-                        links=[_sign_in_link(texts)])
-    except Forbidden:
-        return _message(texts, 403, "error.forbidden_title", "error.forbidden_text", viewer="member")
+    admin = _admin_login(texts)
+    if isinstance(admin, Response):
+        return admin
     asked = request.args.get("customer")
     if asked is not None and asked != admin.customer_id:  # an admin sees their own customer only
         return _message(texts, 403, "error.forbidden_title", "error.forbidden_text", viewer="admin")
