@@ -392,6 +392,9 @@ def test_only_the_admin_of_the_customer(site: tuple[regflow.Engine, FlaskClient]
     assert get(client, f"/admin/traffic/registration?customer={OTHER.customer}").status_code == 403
     assert get(client, f"/admin/traffic?customer={SCRIPT.customer}").status_code == 200
     assert get(client, "/admin/traffic?since=2026-02-01&until=2026-01-01").status_code == 400
+    # at most 92 days, both included (a quarter): 2026-01-01 .. 2026-04-02 is 92 days
+    assert get(client, "/admin/traffic?since=2026-01-01&until=2026-04-02").status_code == 200
+    assert get(client, "/admin/traffic?since=2026-01-01&until=2026-04-03").status_code == 400
     assert get(client, "/admin/traffic?since=yesterday").status_code == 400
     assert get(client, "/admin/traffic/no_such_flow").status_code == 404
 

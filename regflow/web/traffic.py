@@ -10,7 +10,8 @@ The customer is always the admin's own: an admin cannot ask for another's (a ``c
 parameter naming another answers 403), and an operator, who sees every customer, uses
 ``regflow diagram FLOW --traffic`` and ``regflow report``. 401 without a sign-in, 403 for a
 member, as アカウント管理 itself. The period is ``?since=YYYY-MM-DD&until=YYYY-MM-DD`` (UTC
-days, both included; by default the last ``DEFAULT_DAYS`` days up to today). A report holds
+days, both included; by default the last ``DEFAULT_DAYS`` days up to today, at most
+``MAX_DAYS`` days, since every view reads the journal rows of its period). A report holds
 counts and durations only: nothing on these pages names a person.
 """
 
@@ -32,11 +33,12 @@ from regflow.reports.funnel import FlowReport, flow_report
 from regflow.web.answers import _admin_login, _engine, _html, _lang, _message, _page, _security_headers
 from regflow.web.forms import Texts, render
 
-__all__ = ["DEFAULT_DAYS", "traffic"]
+__all__ = ["DEFAULT_DAYS", "MAX_DAYS", "traffic"]
 
 traffic = Blueprint("traffic", __name__)
 
 DEFAULT_DAYS = 30
+MAX_DAYS = 92  # a quarter at most: each page view reads the journal rows of its period
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
@@ -100,14 +102,14 @@ def _flows() -> list[str]:
 
 def _period(texts: Texts) -> tuple[datetime, datetime] | Response:
     """``[since, until)`` from ``?since=`` and ``?until=`` (UTC days, both included); 400 for
-    a bad date or a period that ends before it begins."""
+    a bad date, a period that ends before it begins or one longer than ``MAX_DAYS`` days."""
     today = _engine().clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
         since = _day(request.args.get("since")) or today - timedelta(days=DEFAULT_DAYS - 1)
         until = (_day(request.args.get("until")) or today) + timedelta(days=1)
     except ValueError:
         return _message(texts, 400, "traffic.bad_period_title", "traffic.bad_period", viewer="admin")
-    if since >= until:
+    if since >= until or until - since > timedelta(days=MAX_DAYS):
         return _message(texts, 400, "traffic.bad_period_title", "traffic.bad_period", viewer="admin")
     return since, until
 
