@@ -91,3 +91,17 @@ def chromium() -> Iterator[Any]:
     skip without it or without Playwright."""
     with launched() as browser:
         yield browser
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL several engines or processes can share: a SQLite file, or a fresh PostgreSQL
+    schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'regflow.db'}"
+        return
+    url = postgres_url()
+    try:
+        yield url
+    finally:
+        drop_schema(url)

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from importlib import resources
@@ -28,7 +27,6 @@ import attrs
 import pytest
 from flows import EngineFactory, enqueue_mails
 from freezegun.api import FrozenDateTimeFactory
-from pg import drop_schema, postgres_url
 
 import regflow
 from regflow import Engine, FlowLibrary, ManualClock, Registry
@@ -159,19 +157,6 @@ def eml_ids(folder: Path) -> list[str]:
     """The Message-ID of every ``.eml`` file in the folder."""
     return [str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["Message-ID"])
             for p in sorted(folder.glob("*.eml"))]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database worker processes share: a SQLite file or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'regflow.db'}"
-        return
-    url = postgres_url()
-    try:
-        yield url
-    finally:
-        drop_schema(url)
 
 
 # ---- the command line, in real processes ----------------------------------------------------------

@@ -312,19 +312,6 @@ def test_sweep_applies_due_timers_and_expiries(make_engine: EngineFactory,
 # ---- (b) several workers deliver each mail once ------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database several workers share: a SQLite file or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    url = postgres_url()
-    try:
-        yield url
-    finally:
-        drop_schema(url)
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema (skipped without a server)."""
@@ -348,9 +335,9 @@ def open_engines(url: str, count: int, **options: Any) -> list[regflow.Engine]:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_workers_in_threads_deliver_each_mail_once(shared_url: str, workers: int) -> None:
+def test_workers_in_threads_deliver_each_mail_once(db_url: str, workers: int) -> None:
     """Workers (own engines, own mailers) draining one outbox together: each mail sent once."""
-    feeder, *engines = open_engines(shared_url, workers + 1)
+    feeder, *engines = open_engines(db_url, workers + 1)
     try:
         expected = enqueue_mails(feeder, MAILS)
 
@@ -479,10 +466,10 @@ def test_worker_starting_while_another_works(pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_workers_in_threads_apply_each_timer_once(shared_url: str, workers: int) -> None:
+def test_workers_in_threads_apply_each_timer_once(db_url: str, workers: int) -> None:
     """Many flows in provisioning, workers sweeping together after the deadline: one step each."""
     clock = regflow.ManualClock(datetime.now(UTC).replace(microsecond=0))
-    feeder, *engines = open_engines(shared_url, workers + 1, clock=clock)
+    feeder, *engines = open_engines(db_url, workers + 1, clock=clock)
     try:
         flows = provisioning_flows(feeder, 24)
         clock.advance(PROVISIONING.total_seconds())
