@@ -4,8 +4,8 @@ A transaction holds the store's ``threading.RLock`` from start to end, so writer
 Every change appends an undo closure to a log; an exception inside the transaction runs the log
 backwards (cost proportional to the changes, not to the store). Records are copied in and out,
 so a caller mutating a record it holds changes nothing until it saves it. The table views live
-in ``memory_tables``, the data, its indexes and the undo log in ``memory_data``; this module
-keeps the transactions.
+in ``memory_tables`` (the flows' in ``memory_flows``), the data, its indexes and the undo log in
+``memory_data``; this module keeps the transactions.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import datetime
 
 from regflow.adapters import memory_tables as tables
 from regflow.adapters.memory_data import MemoryData
+from regflow.adapters.memory_flows import Flows
 from regflow.adapters.memory_report import figures_of
 from regflow.ground import ports
 from regflow.ground.records import Cutoffs, JournalFigures
@@ -28,7 +29,7 @@ class _Transaction:
     """The table views handed out by ``MemoryStore.transaction()``."""
 
     def __init__(self, store: MemoryData) -> None:
-        self.flows: ports.FlowTable = tables.Flows(store)
+        self.flows: ports.FlowTable = Flows(store)
         self.contracts: ports.ContractTable = tables.Contracts(store)
         self.logins: ports.LoginTable = tables.Logins(store)
         self.sessions: ports.SessionTable = tables.Sessions(store)

@@ -38,6 +38,7 @@ from regflow.adapters import peewee_connection as connection
 from regflow.adapters import peewee_report, peewee_schema
 from regflow.adapters import peewee_tables as tables_
 from regflow.adapters.peewee_errors import translated
+from regflow.adapters.peewee_flows import Flows
 from regflow.adapters.peewee_limits import Limits
 from regflow.adapters.peewee_models import Tables, build_tables
 from regflow.ground import ports
@@ -126,7 +127,7 @@ class Transaction:
     """The table views handed out by ``PeeweeStore.transaction()``."""
 
     def __init__(self, db: pw.Database, tables: Tables) -> None:
-        self.flows: ports.FlowTable = tables_.Flows(db, tables)
+        self.flows: ports.FlowTable = Flows(db, tables)
         self.contracts: ports.ContractTable = tables_.Contracts(db, tables)
         self.logins: ports.LoginTable = tables_.Logins(db, tables)
         self.sessions: ports.SessionTable = tables_.Sessions(db, tables)
