@@ -2,7 +2,8 @@
 
 It knows only the ports (``regflow.ground.ports``); ``regflow.bootstrap`` wires adapters to it.
 Every call reads the clock once, at call time, and works in one store transaction; mail written
-in that transaction is delivered right after it commits.
+in that transaction is delivered right after it commits (``regflow.runtime.call_frame`` holds
+that frame of a call: transaction, retries, client limits, mail after commit).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ from regflow.ground.records import FlowRecord, IdempotencyRecord, JournalEntry
 from regflow.ground.screens import Snapshot
 from regflow.mail.relay import MailRelay
 from regflow.rules.contracts import StoreContracts
-from regflow.runtime import audit, hand_over, limits, sessions, slow_work, steps
+from regflow.runtime import call_frame, hand_over, sessions, steps
 from regflow.runtime.compiled import CompiledFlow
 from regflow.runtime.context import (
     Composer,
@@ -53,21 +53,11 @@ from regflow.runtime.migrations import migrate
 from regflow.runtime.presenter import answer
 from regflow.runtime.provisioning import NoProvisioner
 from regflow.runtime.retention import Retention
-from regflow.runtime.retrying import retrying
 from regflow.runtime.slow_work import SlowWorkHasher
 from regflow.runtime.sweeping import Sweeper, SweepReport
 
 T = TypeVar("T")
-CONFLICT_RETRIES = 8
 Outcome = tuple[Snapshot, list[str]]  # the answer, and the outbox ids to deliver after commit
-
-class _WriteNeeded(Exception):
-    """A read found a timer, an expiry or a migration due: the write transaction applies it."""
-
-
-# Mail written while a ``deferred_mail()`` block runs is delivered when the block's owner says
-# (a web request: after its response went out), not inside the call that wrote it.
-_deferred: ContextVar[list[str] | None] = ContextVar("regflow_deferred_mail", default=None)
 
 
 class Engine:
@@ -167,13 +157,14 @@ class Engine:
         def once() -> Outcome:
             now = self.clock.now()
             with self._transaction() as tx:
-                who = self._client(tx, now, client, "start", self.services.limits.starts)
+                who = call_frame.client(self.services.secret, tx, now, client, "start",
+                                        self.services.limits.starts)
                 record, ctx = steps.create(self.services, tx, compiled, checked, now, lang, actor, session,
                                            token=new_token(), client=who)
                 return answer(self.services, compiled, ctx, record, lang), ctx.mails
 
         snapshot, mails = self._retry(compiled.definition.retry["default"], once)
-        self._after_commit(mails)
+        call_frame.after_commit(self.relay, mails)
         return snapshot
 
     def send(self, flow: FlowRef, event: str, data: Mapping[str, Any] | None = None, *,
@@ -205,7 +196,8 @@ class Engine:
                     prior = tx.flows.idempotent(flow_id, idempotency_key)
                     if prior is not None:
                         return replay(prior, request, token), []
-                who = self._client(tx, now, client, "event", self.services.limits.events)
+                who = call_frame.client(self.services.secret, tx, now, client, "event",
+                                        self.services.limits.events)
                 policy[0] = compiled.definition.retry["default"]
                 expected = record.rev
                 due = steps.apply_due(compiled, record, tx, self.services, now)
@@ -231,7 +223,7 @@ class Engine:
             return once()
 
         snapshot, mails = self._retry(lambda: policy[0], once, on_exhausted=last_resort)
-        self._after_commit(mails)
+        call_frame.after_commit(self.relay, mails)
         return snapshot
 
     def get(self, flow: FlowRef, *, token: str | None = None,
@@ -277,12 +269,8 @@ class Engine:
         collected in the list yielded, for the caller to deliver later (``relay.deliver``): a web
         request delivers after its response went out, so that no answer takes longer because a
         mail was sent (which would tell registered addresses from others)."""
-        pending: list[str] = []
-        mark = _deferred.set(pending)
-        try:
+        with call_frame.deferred_mail() as pending:
             yield pending
-        finally:
-            _deferred.reset(mark)
 
     def purge(self) -> dict[str, int]:
         """Delete what the retention settings no longer keep; how many rows, by table."""
@@ -357,7 +345,7 @@ class Engine:
                                     now=now)
                 if not write and (record.version not in self.flows.versions(record.flow) or (
                         record.next_due_at is not None and record.next_due_at <= now)):
-                    raise _WriteNeeded
+                    raise call_frame.WriteNeeded
                 compiled = self.compiled(record.flow, record.version)
                 expected = record.rev
                 changed = write and steps.apply_due(compiled, record, tx, self.services, now)
@@ -367,51 +355,18 @@ class Engine:
                 ctx.flow_token = token if checked else None
                 return (answer(self.services, compiled, ctx, record, lang), changed), []
 
-        def reading() -> tuple[tuple[Snapshot, bool], list[str]]:
-            if not read_first:
-                return once(True)
-            try:
-                return once(False)
-            except _WriteNeeded:
-                return once(True)
-
-        result, _ = self._retry(RetryPolicy(), reading)
+        result, _ = self._retry(RetryPolicy(), lambda: call_frame.reading(once, read_first=read_first))
         return result
 
     def _retry(self, policy: RetryPolicy | Callable[[], RetryPolicy],
                once: Callable[[], tuple[T, list[str]]],
                on_exhausted: Callable[[TransientError], tuple[T, list[str]]] | None = None,
                ) -> tuple[T, list[str]]:
-        with slow_work.call(self.services.hasher):  # hashes are made between transactions
-            return retrying(slow_work.outside(once), policy, self.clock, self._rng,
-                            slow_work.outside(on_exhausted) if on_exhausted is not None else None)
+        return call_frame.retry(self.services.hasher, self.clock, self._rng, policy, once, on_exhausted)
 
-    def _after_commit(self, mails: list[str]) -> None:
-        """Deliver what a committed call wrote, now, or later inside ``deferred_mail()``."""
-        pending = _deferred.get()
-        if pending is not None:
-            pending.extend(mails)
-        elif mails:
-            self.relay.deliver(mails)
-
-    def _client(self, tx: Transaction, now: datetime, client: str | None, kind: str,
-                rates: tuple[limits.Rate, ...]) -> str:
-        """The caller's client as counted (a keyed digest), charged one ``kind`` hit; in-process
-        callers (no client) are not limited per client."""
-        if client is None:
-            return ""
-        who = limits.digest(self.services.secret, f"client:{client}")
-        limits.charge(rates, tx, now, kind, who, who)
-        return who
-
-    @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[Transaction]:
-        """A store transaction whose journaled steps reach the audit log once it commits
-        (``write=False``: one that only reads)."""
-        with audit.collecting() as steps_done:
-            with self.store.transaction(write=write) as tx:
-                yield tx
-            audit.emit(steps_done)
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
+        """``call_frame.transaction`` on the engine's store."""
+        return call_frame.transaction(self.store, write=write)
 
     def _load(self, tx: Transaction, flow_id: str, token: str | None, *,
               checked: bool = True, migrating: bool = True,
