@@ -487,14 +487,14 @@ def test_the_summary_counts_only_replayed_paths(monkeypatch: pytest.MonkeyPatch)
     late = next(p for p in found if "provisioning.after[0]@+1s" in p.covers)
     others = {p.id for p in found if p.id != late.id}
     monkeypatch.setattr(plugin, "GENERATED", {"registration": found})
-    monkeypatch.setattr("regflow.testing.runner.REPLAYED", {"registration": others | {"registration-99"}})
+    monkeypatch.setattr("regflow.testing.replay.REPLAYED", {"registration": others | {"registration-99"}})
     reporter = _Reporter()
     plugin.pytest_terminal_summary(reporter)
     line = reporter.lines[1]
     assert f"; {len(found) - 1}/{len(found)} paths replayed; not replayed: {late.id}" in line
     assert "(100%)" not in line
     assert "provisioning.after[0]@+1s" in line.split("MISSING")[1]
-    monkeypatch.setattr("regflow.testing.runner.REPLAYED", {"registration": others | {late.id}})
+    monkeypatch.setattr("regflow.testing.replay.REPLAYED", {"registration": others | {late.id}})
     reporter = _Reporter()
     plugin.pytest_terminal_summary(reporter)
     whole = found.coverage.line("registration")

@@ -76,7 +76,7 @@ def to_mermaid(defn: FlowDefinition, *, lang: str = "ja",
     ``links`` (state name → URL) become ``click`` lines. Mermaid 11 parses them but, in a state
     diagram, links only a box whose whole text is its id — never one with a description, as
     every box here has — so a page that wants clickable states shows its links beside the
-    diagram (as ``regflow.docgen.site`` does) or uses the SVG.
+    diagram (as ``regflow.docgen.flow_pages`` does) or uses the SVG.
 
     ``overlay`` draws traffic on it (``regflow.diagrams.traffic``): counts in the texts, marks
     as classes."""

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from regflow.testing.model import Item, Step, items_of
     from regflow.testing.paths import ExplorationError, generate_paths
     from regflow.testing.pathset import Coverage, Path, PathSet
-    from regflow.testing.runner import PathFailed, Player, run_path
+    from regflow.testing.replay import run_path
+    from regflow.testing.runner import PathFailed, Player
     from regflow.testing.scenario import (
         Scenario,
         ScenarioError,
@@ -68,7 +69,7 @@ _LAZY: dict[str, str] = {
     "generate_paths": "regflow.testing.paths",
     "PathFailed": "regflow.testing.runner",
     "Player": "regflow.testing.runner",
-    "run_path": "regflow.testing.runner",
+    "run_path": "regflow.testing.replay",
     "Scenario": "regflow.testing.scenario",
     "ScenarioError": "regflow.testing.scenario",
     "Witness": "regflow.testing.scenario",

@@ -109,7 +109,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     covers nothing), how many were replayed and the ids of those that were not."""
     if not GENERATED:
         return
-    from regflow.testing.runner import REPLAYED
+    from regflow.testing.replay import REPLAYED
 
     terminalreporter.section("regflow path coverage")
     for flow, found in sorted(GENERATED.items()):
