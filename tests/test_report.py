@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -294,3 +295,20 @@ def test_an_admin_flow_belongs_to_the_admins_customer() -> None:
     engine.start("require_two_factor", {}, session=token)
     assert flow_report(engine.store, "require_two_factor", customer="281099").started == 1
     assert flow_report(engine.store, "require_two_factor", customer="281001").started == 0
+
+
+def test_traffic_refuses_a_database_with_contracts_of_its_own(tmp_path: Path) -> None:
+    """``regflow traffic`` on a deployment's database (a contract that is not the script's):
+    one error line, exit 2, and not one flow or login written."""
+    url = f"sqlite:///{tmp_path / 'deployment.db'}"
+    engine = regflow.Engine.from_url(url, mail="memory", hasher="fast")
+    engine.contracts.add(customer_id="280001", phone="0312345678", licenses=3, accounts=["a1"])
+    engine.store.close()
+    done = _regflow("traffic", "--db", url)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("regflow: traffic_refused: ")
+    with sqlite3.connect(tmp_path / "deployment.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM flows").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM logins").fetchone() == (0,)

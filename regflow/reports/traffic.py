@@ -51,6 +51,7 @@ import attrs
 
 from regflow.engine import Engine
 from regflow.ground.clock import ManualClock
+from regflow.ground.exceptions import RegflowError
 from regflow.ground.records import Login
 from regflow.ground.screens import Snapshot
 from regflow.runtime.context import new_id
@@ -304,15 +305,29 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
+class TrafficRefused(RegflowError):
+    """The database holds contracts of its own: scripted people are for demo databases only."""
+
+    message_id = "traffic_refused"
+
+
 def fill(db: str, script: TrafficScript = DEMO_DAY, *, hasher: str = "fast") -> TrafficResult:
     """Play ``script`` into the database at ``db`` (a fresh engine on a manual clock), without
-    the security log's lines about the script's wrong codes."""
+    the security log's lines about the script's wrong codes. A database with any contract but
+    the script's own is refused (``TrafficRefused``), untouched: it is someone's deployment."""
     from regflow.engine import Engine
 
     clock = ManualClock(script.day)
     with _quiet():
         engine = Engine.from_url(db, "memory", hasher=hasher, clock=clock)
         try:
+            with engine.store.transaction(write=False) as tx:
+                own = {script.customer, script.full_customer}
+                others = [c.customer_id for c in tx.contracts.customers() if c.customer_id not in own]
+            if others:
+                raise TrafficRefused(
+                    f"{db} holds contracts of its own ({len(others)}): scripted traffic goes into "
+                    "demo databases only")
             return run_traffic(engine, clock, script)
         finally:
             engine.store.close()
